@@ -1,0 +1,74 @@
+"""`ternarylm evaluate`: language-modelling metrics of a pretrained twin (T2, T3).
+
+Perplexity is reported two ways: ``val_ppl = exp(plain CE)`` (the usual definition) and
+``val_ppl_smoothed = exp(label-smoothed CE)`` — the training objective, which is what the paper's
+58.42 corresponds to (it is computed from the label-smoothed loss). The overfitting ratio of T3
+is ``loss_ratio = val_ce / train_ce`` with both losses measured here in eval mode (no dropout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ternarylm.encode import load_tokens
+from ternarylm.io import write_json
+from ternarylm.model import load_model
+from ternarylm.train import TokenWindows, autocast_context, evaluate_loss, resolve_device
+
+log = logging.getLogger("ternarylm.evaluate")
+
+
+def evaluate_model(model_dir: Path, train_bin: Path, val_bin: Path, config: dict[str, Any]) -> dict[str, Any]:
+    tcfg, ecfg = config["train"], config.get("evaluate", {})
+    device = resolve_device(tcfg.get("device", "auto"))
+    model = load_model(model_dir, device)
+    ctx = autocast_context(device, tcfg.get("precision", "auto"))
+    ls, bs, L = float(tcfg["label_smoothing"]), int(tcfg["batch_size"]), model.cfg.seq_len
+    out: dict[str, Any] = {"model_dir": str(model_dir), "label_smoothing": ls, "params": model.num_params()}
+    for split, path, n_batches in (
+        ("val", val_bin, ecfg.get("val_batches")),
+        ("train", train_bin, ecfg.get("train_batches", 200)),
+    ):
+        w = TokenWindows(load_tokens(path), L, str(path))
+        ce, sm = evaluate_loss(model, w, bs, n_batches, ctx, device, ls)
+        n_seq = min(w.n, n_batches * bs) if n_batches else w.n
+        out.update(
+            {
+                f"{split}_ce": ce,
+                f"{split}_ce_smoothed": sm,
+                f"{split}_ppl": math.exp(ce),
+                f"{split}_ppl_smoothed": math.exp(sm),
+                f"n_{split}_tokens": n_seq * L,
+            }
+        )
+        log.info(
+            "%s: CE %.4f (PPL %.2f), label-smoothed CE %.4f (PPL %.2f)",
+            split,
+            ce,
+            math.exp(ce),
+            sm,
+            math.exp(sm),
+        )
+    out["loss_ratio"] = out["val_ce"] / out["train_ce"]
+    out["loss_ratio_smoothed"] = out["val_ce_smoothed"] / out["train_ce_smoothed"]
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, type=Path, help="pretrain output folder")
+    p.add_argument("--train", required=True, type=Path)
+    p.add_argument("--val", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--threads", type=int)
+
+
+def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    write_json(args.out, evaluate_model(args.model, args.train, args.val, config))

@@ -1,0 +1,152 @@
+"""`ternarylm tokenizer`: an uncased WordPiece tokenizer (``tokenizers`` format) for the corpora.
+
+The paper uses bert-base-uncased's 30,522-entry vocabulary; offline we learn a vocabulary of the
+same size and kind from the main corpus' train split (or load an existing ``tokenizer.json``
+with ``tokenizer.pretrained``).
+
+Why not ``tokenizers.trainers.WordPieceTrainer``: it breaks ties between equally frequent
+pairs in hash-map order, so two runs on the same text give different vocabularies (we measured
+~50 differing entries on the TinyStories sample). The learner below is the same greedy
+pair-merging scheme with ties broken by the pair's text, so a rerun gives a byte-identical
+``tokenizer.json``. Normalization, pre-tokenization and encoding are ``tokenizers``' own BERT
+components.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+from ternarylm.io import UserError, write_text
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
+log = logging.getLogger("ternarylm.tokenizer")
+
+
+def _bert_tokenizer(vocab: dict[str, int], lowercase: bool) -> Tokenizer:
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    return tok
+
+
+def count_words(docs: Iterable[str], lowercase: bool = True) -> Counter[str]:
+    tok = _bert_tokenizer({s: i for i, s in enumerate(SPECIALS)}, lowercase)
+    counts: Counter[str] = Counter()
+    for doc in docs:
+        text = tok.normalizer.normalize_str(doc)
+        counts.update(w for w, _ in tok.pre_tokenizer.pre_tokenize_str(text))
+    return counts
+
+
+def _merge_symbol(a: str, b: str) -> str:
+    return a + b[2:] if b.startswith("##") else a + b
+
+
+def learn_vocab(word_counts: dict[str, int], vocab_size: int, min_frequency: int = 2) -> list[str]:
+    """Deterministic WordPiece vocabulary: specials, the alphabet, then greedy pair merges.
+
+    Each step merges the most frequent adjacent symbol pair (ties: smallest pair text first) —
+    the scheme of ``WordPieceTrainer`` with a reproducible tie-break.
+    """
+    words = sorted(word_counts)
+    freq = [word_counts[w] for w in words]
+    seqs = [[w[0]] + [f"##{c}" for c in w[1:]] for w in words]
+    alphabet = sorted({s for seq in seqs for s in seq})
+    vocab = list(SPECIALS) + [s for s in alphabet if s not in SPECIALS]
+    if len(vocab) > vocab_size:
+        raise UserError(f"vocab_size {vocab_size} is smaller than the alphabet ({len(vocab)} symbols)")
+    known = set(vocab)
+    pair_count: defaultdict[tuple[str, str], int] = defaultdict(int)
+    where: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
+    for i, seq in enumerate(seqs):
+        for p in zip(seq, seq[1:]):
+            pair_count[p] += freq[i]
+            where[p].add(i)
+    heap = [(-c, p) for p, c in pair_count.items()]
+    heapq.heapify(heap)
+    while len(vocab) < vocab_size and heap:
+        neg, pair = heapq.heappop(heap)
+        if pair_count.get(pair, 0) != -neg:
+            continue  # stale heap entry
+        if -neg < min_frequency:
+            break
+        merged = _merge_symbol(*pair)
+        if merged not in known:
+            known.add(merged)
+            vocab.append(merged)
+        changed: set[tuple[str, str]] = set()
+        for i in sorted(where.pop(pair, ())):
+            seq, f = seqs[i], freq[i]
+            for p in zip(seq, seq[1:]):
+                pair_count[p] -= f
+                where[p].discard(i)
+                changed.add(p)
+            out, j = [], 0
+            while j < len(seq):
+                if j + 1 < len(seq) and (seq[j], seq[j + 1]) == pair:
+                    out.append(merged)
+                    j += 2
+                else:
+                    out.append(seq[j])
+                    j += 1
+            seqs[i] = out
+            for p in zip(out, out[1:]):
+                pair_count[p] += f
+                where[p].add(i)
+                changed.add(p)
+        pair_count.pop(pair, None)
+        for p in sorted(changed):
+            c = pair_count.get(p, 0)
+            if c > 0:
+                heapq.heappush(heap, (-c, p))
+            else:
+                pair_count.pop(p, None)
+    return vocab
+
+
+def train_tokenizer(docs: Iterable[str], vocab_size: int, lowercase: bool = True) -> Tokenizer:
+    vocab = learn_vocab(count_words(docs, lowercase), vocab_size)
+    log.info("learned %d WordPiece entries (asked for %d)", len(vocab), vocab_size)
+    return _bert_tokenizer({s: i for i, s in enumerate(vocab)}, lowercase)
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"missing tokenizer: {path}")
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises plain Exception on bad JSON
+        raise UserError(f"{path}: not a tokenizers JSON file ({e})") from e
+    for i, s in enumerate(SPECIALS):
+        if tok.token_to_id(s) != i:
+            raise UserError(f"{path}: special token {s} must have id {i} (got {tok.token_to_id(s)})")
+    return tok
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train-text", required=True, type=Path, help="train split written by `prepare`")
+    p.add_argument("--out", required=True, type=Path)
+
+
+def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    from ternarylm.data import read_docs
+
+    tcfg = config["tokenizer"]
+    if tcfg.get("pretrained"):
+        tok = load_tokenizer(tcfg["pretrained"])
+        tok.post_processor = None
+        log.info("using pretrained tokenizer %s", tcfg["pretrained"])
+    else:
+        tok = train_tokenizer(read_docs(args.train_text), int(tcfg["vocab_size"]), bool(tcfg["lowercase"]))
+    write_text(args.out, tok.to_str(pretty=True))
