@@ -1,0 +1,83 @@
+"""The Snakemake DAG: plan of the paper preset, config validation, and the smoke run end to end."""
+
+import pytest
+import yaml
+from conftest import copy_workflow, job_counts, snakemake
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("dag"))
+
+
+def test_paper_preset_plans_twins_times_seeds(workdir):
+    r = snakemake(workdir, "-n", check=True)
+    counts = job_counts(r.stdout)
+    assert counts["pretrain"] == 6  # 2 variants x 3 seeds on TinyStories
+    assert counts["evaluate"] == 6
+    assert counts["convergence"] == 2  # WritingPrompts and Shakespeare (ternary, seed 0)
+    assert counts["finetune"] == 3 * 6  # MRPC, SST-2, CoLA x twins x seeds
+    assert counts["sparsity"] == 6
+    assert counts["bench"] == 1
+    assert counts["prepare"] == 3 and counts["tokenizer"] == 1 and counts["tokenize"] == 6
+    assert any(rule.startswith("report") for rule in counts)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ({"variants": ["int3"]}, "variants"),
+        ({"seeds": [-1]}, "seeds"),
+        ({"colour": "blue"}, "colour"),
+        ({"train": {"lr": "fast"}}, "lr"),
+        ({"data_source": "ftp"}, "data_source"),
+    ],
+)
+def test_invalid_config_is_rejected_before_any_job(workdir, tmp_path, override, key):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(override))
+    r = snakemake(workdir, "--cores", "1", "--configfile", str(bad))
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert key in out and "validat" in out.lower()
+    assert not (workdir / "results" / "logs").exists()  # nothing ran
+
+
+@pytest.mark.slow
+def test_smoke_dag_produces_everything_and_reruns_nothing(smoke_workdir):
+    results = smoke_workdir / "results"
+    for sub in ("pretrain", "eval", "finetune", "sparsity", "bench", "notebooks", "figures", "tables"):
+        assert (results / sub).is_dir(), sub
+    assert (results / "claims.csv").exists()
+    assert not (results / "ckpt" / "pretrain").exists() or not any(
+        (results / "ckpt" / "pretrain").rglob("*.pt")
+    )
+    for log in (results / "logs").rglob("*.log"):
+        assert "Traceback" not in log.read_text(), log
+    r = snakemake(smoke_workdir, "-n", "--configfile", "workflow/presets/smoke.yaml", check=True)
+    assert "Nothing to be done" in r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_rerun_semantics(smoke_workdir, tmp_path):
+    target = "results/eval/synthetic/ternary/seed0.json"
+    r = snakemake(
+        smoke_workdir,
+        "-n",
+        target,
+        "--forcerun",
+        "pretrain",
+        "--configfile",
+        "workflow/presets/smoke.yaml",
+        check=True,
+    )
+    counts = job_counts(r.stdout)
+    assert counts.get("pretrain") == 1 and counts.get("evaluate") == 1 and "tokenize" not in counts
+    # a changed hyperparameter reruns the jobs that use it, and only those
+    preset = yaml.safe_load((smoke_workdir / "workflow/presets/smoke.yaml").read_text())
+    preset["train"]["lr"] = 1e-3
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(preset))
+    r = snakemake(smoke_workdir, "-n", "--configfile", str(changed), check=True)
+    counts = job_counts(r.stdout)
+    assert counts.get("pretrain") == 4 and "prepare" not in counts and "tokenize" not in counts

@@ -1,0 +1,189 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import ternarylm.train as train_mod
+from ternarylm.encode import encode_docs
+from ternarylm.evaluate import evaluate_model
+from ternarylm.io import UserError
+from ternarylm.synthetic import synthetic_corpus
+from ternarylm.tokenizer import train_tokenizer
+
+MODEL = dict(d_model=64, n_layers=2, n_heads=4, ffn_hidden=128, seq_len=32, dropout=0.1)
+TRAIN = dict(
+    epochs=2,
+    max_steps=None,
+    batch_size=8,
+    lr=3e-3,
+    betas=[0.9, 0.98],
+    weight_decay=0.01,
+    warmup_frac=0.1,
+    grad_clip=1.0,
+    label_smoothing=0.1,
+    eval_every=10,
+    eval_batches=2,
+    log_every=5,
+    ckpt_every=7,
+    keep_checkpoint=False,
+    precision="auto",
+    compile=False,
+    device="cpu",
+    threads=1,
+)
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tokens")
+    docs = synthetic_corpus(130, 0)
+    tok = train_tokenizer(docs, 200)
+    (d / "tok.json").write_text(tok.to_str())
+    for split, part in (("train", docs[:110]), ("val", docs[110:])):
+        ids = encode_docs(tok, part)
+        ids.tofile(d / f"{split}.bin")
+        (d / f"{split}.json").write_text(
+            json.dumps({"n_tokens": len(ids), "vocab_size": tok.get_vocab_size()})
+        )
+    return d
+
+
+def _run(tokens, out, ckpt, variant="ternary", **kw):
+    tcfg = {**TRAIN, **kw.pop("tcfg", {})}
+    return train_mod.run_pretrain(
+        tokens / "train.bin", tokens / "val.bin", out, ckpt, MODEL, tcfg, variant, 0, **kw
+    )
+
+
+def _weights(d):
+    return load_file(str(d / "model.safetensors"))
+
+
+@pytest.mark.parametrize("variant", ["ternary", "fp32"])
+def test_training_learns_and_writes_artifacts(tokens, tmp_path, variant):
+    rows = _run(tokens, tmp_path / "out", tmp_path / "ckpt", variant)
+    assert (tmp_path / "out" / "model.safetensors").exists()
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert cfg["model"]["linear"] == variant and cfg["variant"] == variant
+    header = (tmp_path / "out" / "metrics.csv").read_text().splitlines()[0]
+    assert header == ",".join(train_mod.METRIC_FIELDS)
+    assert rows[-1]["val_ce"] < rows[0]["val_ce"] and rows[-1]["train_loss"] < math.log(200)
+    assert rows[-1]["val_loss"] > rows[-1]["val_ce"]  # label smoothing adds to the plain CE
+    assert any(r["epoch"] == 1.0 for r in rows)  # a row at every epoch end
+    assert not (tmp_path / "ckpt").exists()  # cleaned up after a finished run
+
+
+def test_same_seed_same_result_and_resume_is_bitwise(tokens, tmp_path):
+    full = _run(tokens, tmp_path / "a", tmp_path / "ca")
+    again = _run(tokens, tmp_path / "b", tmp_path / "cb")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rows]  # noqa: E731
+    assert strip(full) == strip(again)
+    with pytest.raises(SystemExit):
+        _run(
+            tokens, tmp_path / "c", tmp_path / "cc", stop_after=13
+        )  # interrupted mid-epoch, between checkpoints
+    assert (tmp_path / "cc" / "ckpt.pt").exists() and not (tmp_path / "c").exists()
+    resumed = _run(tokens, tmp_path / "c", tmp_path / "cc")
+    assert strip(resumed) == strip(full)
+    wa, wc = _weights(tmp_path / "a"), _weights(tmp_path / "c")
+    assert all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_checkpoint_of_another_config_is_not_reused(tokens, tmp_path):
+    with pytest.raises(SystemExit):
+        _run(tokens, tmp_path / "o", tmp_path / "ck", stop_after=5)
+    rows = _run(tokens, tmp_path / "o", tmp_path / "ck", tcfg={"lr": 1e-3})
+    fresh = _run(tokens, tmp_path / "p", tmp_path / "ck2", tcfg={"lr": 1e-3})
+    assert [r["val_ce"] for r in rows] == [r["val_ce"] for r in fresh]
+
+
+def test_too_few_tokens_for_a_batch(tokens, tmp_path):
+    with pytest.raises(UserError, match="fewer than one batch"):
+        _run(tokens, tmp_path / "o", tmp_path / "c", tcfg={"batch_size": 10_000})
+
+
+def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tokens, tmp_path, monkeypatch):
+    real_step = train_mod.train_step
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        loss = real_step(*a, **k)
+        return loss * float("nan") if calls["n"] > 8 else loss
+
+    monkeypatch.setattr(train_mod, "train_step", flaky)
+    with pytest.raises(UserError, match="non-finite training loss at step 10"):
+        _run(tokens, tmp_path / "o", tmp_path / "c")
+    assert torch.load(tmp_path / "c" / "ckpt.pt", weights_only=False)["step"] == 7
+    assert not (tmp_path / "o" / "model.safetensors").exists()
+
+
+def test_evaluate_reports_both_perplexities(tokens, tmp_path):
+    _run(tokens, tmp_path / "m", tmp_path / "c")
+    cfg = {"train": TRAIN, "evaluate": {"train_batches": 3, "val_batches": None}}
+    res = evaluate_model(tmp_path / "m", tokens / "train.bin", tokens / "val.bin", cfg)
+    assert res["val_ppl"] == pytest.approx(math.exp(res["val_ce"]))
+    assert res["val_ppl_smoothed"] == pytest.approx(math.exp(res["val_ce_smoothed"]))
+    assert res["val_ce_smoothed"] > res["val_ce"]
+    assert res["loss_ratio"] == pytest.approx(res["val_ce"] / res["train_ce"])
+    assert res["n_train_tokens"] == 3 * 8 * 32
+
+
+def test_sigterm_saves_checkpoint_and_rerun_resumes(tokens, tmp_path):
+    """The CLI as a preempted SLURM job sees it: SIGTERM -> checkpoint + exit 143; rerun -> same model."""
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"model": MODEL, "train": {**TRAIN, "epochs": 40, "ckpt_every": 1000}}))
+    cmd = [
+        sys.executable,
+        "-m",
+        "ternarylm",
+        "pretrain",
+        "--config",
+        str(cfg),
+        "--corpus",
+        "synthetic",
+        "--variant",
+        "ternary",
+        "--seed",
+        "0",
+        "--train",
+        str(tokens / "train.bin"),
+        "--val",
+        str(tokens / "val.bin"),
+        "--out-dir",
+        str(tmp_path / "out"),
+        "--ckpt-dir",
+        str(tmp_path / "ck"),
+    ]
+    log = open(tmp_path / "log.txt", "w")
+    proc = subprocess.Popen(cmd, stderr=log, stdout=log, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while "step 10/" not in (tmp_path / "log.txt").read_text() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 128 + signal.SIGTERM
+    step = torch.load(tmp_path / "ck" / "ckpt.pt", weights_only=False)["step"]
+    assert step >= 10 and not (tmp_path / "out").exists()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"resumed from {tmp_path / 'ck' / 'ckpt.pt'} at step {step}" in r.stderr
+    uninterrupted = train_mod.run_pretrain(
+        tokens / "train.bin",
+        tokens / "val.bin",
+        tmp_path / "ref",
+        tmp_path / "ck_ref",
+        MODEL,
+        {**TRAIN, "epochs": 40},
+        "ternary",
+        0,
+    )
+    assert uninterrupted
+    wa, wb = _weights(tmp_path / "out"), _weights(tmp_path / "ref")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
