@@ -1,0 +1,261 @@
+"""SLURM execution: the profiles' GPU requests (dry run, no cluster needed), and the smoke DAG run
+through a real SLURM cluster, including a cancelled pretrain job that is resubmitted and resumes.
+
+The cluster tests need `sinfo` to answer and a partition named `debug` (the single-node cluster that
+.ci/slurm.sh starts with ../shared/cluster/local-slurm.sh); otherwise they are skipped. The jobs run
+on the cluster's nodes, so the work directory must be on a file system they share: by default pytest's
+tmp dir (fine for a single-node cluster), or $TERNARYLM_SLURM_TMP.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, copy_workflow, job_counts, snakemake
+
+PROFILES = ROOT / "workflow" / "profiles"
+SMOKE = "workflow/presets/smoke.yaml"
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
+
+
+# --------------------------------------------------------------------------- profiles (no cluster)
+
+
+def has_plugin() -> bool:
+    return importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None
+
+
+def profile(name: str) -> dict:
+    return yaml.safe_load((PROFILES / name / "config.yaml").read_text())
+
+
+def rules_in_workflow() -> dict[str, str]:
+    """{rule name: body text} of workflow/rules/*.smk."""
+    rules = {}
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        text = smk.read_text()
+        heads = list(re.finditer(r"^(?:rule|checkpoint)\s+(\w+)\s*:", text, re.M))
+        for i, m in enumerate(heads):
+            rules[m.group(1)] = text[m.end() : heads[i + 1].start() if i + 1 < len(heads) else len(text)]
+    return rules
+
+
+def gpu_rules() -> set[str]:
+    """Rules whose resources ask for a GPU (`gpu=` in their resources)."""
+    return {name for name, body in rules_in_workflow().items() if re.search(r"^\s+gpu\s*=", body, re.M)}
+
+
+def test_profiles_parse_and_use_the_slurm_executor():
+    for name in ("slurm", "slurm-local"):
+        p = profile(name)
+        assert p["executor"] == "slurm"
+        assert p["retries"] >= 1, "a cancelled/preempted job must be resubmitted"
+        assert "runtime" in p["default-resources"] and "mem_mb" in p["default-resources"]
+    assert profile("slurm-local")["slurm-status-command"] == "squeue"  # no slurmdbd on the test cluster
+    local = profile("local")
+    assert "gpu=1" in local["resources"], "two GPU jobs must never share a card"
+
+
+def test_profiles_name_only_real_rules():
+    rules = set(rules_in_workflow())
+    for name in ("slurm", "slurm-local"):
+        unknown = set(profile(name).get("set-resources", {})) - rules
+        assert not unknown, f"profile {name} sets resources of rules that do not exist: {sorted(unknown)}"
+
+
+def test_every_gpu_rule_is_routed():
+    """The real profile sends GPU rules to the GPU partition; the test cluster (no GPU) drops the request."""
+    gpus = gpu_rules()
+    assert {"pretrain", "evaluate"} <= gpus
+    slurm, local = profile("slurm")["set-resources"], profile("slurm-local")["set-resources"]
+    for rule in gpus:
+        assert slurm.get(rule, {}).get("slurm_partition"), f"slurm profile: {rule} has no GPU partition"
+        assert local.get(rule, {}).get("gpu") == 0, f"slurm-local profile: {rule} would ask for a GPU"
+
+
+@pytest.mark.skipif(not has_plugin(), reason="needs snakemake-executor-plugin-slurm")
+def test_slurm_profile_dry_run_requests_gpus(tmp_path):
+    """Dry run of the paper preset with the real profile: what each job would ask sbatch for."""
+    wd = copy_workflow(tmp_path / "wf")
+    gpu_bench = tmp_path / "bench_cuda.yaml"
+    gpu_bench.write_text(yaml.safe_dump({"bench": {"devices": ["cpu", "cuda"]}}))
+    r = snakemake(
+        wd, "-n", "--workflow-profile", "workflow/profiles/slurm", "--configfile", str(gpu_bench), check=True
+    )
+    seen, rule = set(), None
+    for line in r.stdout.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):", line):
+            rule = m.group(1)
+        elif line.startswith("    resources: ") and rule not in (None, "all"):
+            res = dict(kv.split("=", 1) for kv in line.split(": ", 1)[1].split(", ") if "=" in kv)
+            # a job asks for a GPU exactly when it goes to the GPU partition
+            assert (res.get("gpu", "0") == "1") == (res.get("slurm_partition") == "gpu"), (rule, res)
+            assert rule in gpu_rules() or res.get("gpu", "0") == "0", (rule, res)
+            if res.get("gpu") == "1":
+                seen.add(rule)
+            assert int(res["runtime"]) > 0 and int(res["mem_mb"]) > 0, (rule, res)
+    assert {"pretrain", "convergence", "evaluate", "finetune", "bench"} <= seen
+
+
+# --------------------------------------------------------------------------- a real cluster
+
+
+@functools.cache
+def cluster_up() -> bool:
+    if not (shutil.which("sinfo") and shutil.which("scontrol") and has_plugin()):
+        return False
+    try:
+        # fails at once when no controller answers (sinfo would retry for ~10 s)
+        if subprocess.run(["scontrol", "ping"], capture_output=True, timeout=20).returncode != 0:
+            return False
+        r = subprocess.run(
+            ["sinfo", "-h", "-p", "debug", "-o", "%D"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0 and r.stdout.strip() not in ("", "0")
+
+
+NO_CLUSTER = "no SLURM cluster with a 'debug' partition (sinfo), or no snakemake-executor-plugin-slurm"
+
+
+def slurm_states(ids: list[str]) -> dict[str, str]:
+    """SLURM job states by id: sacct when accounting works, else squeue (finished jobs stay MinJobAge s)."""
+    r = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(ids)], capture_output=True, text=True
+    )
+    if r.returncode != 0:
+        r = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T"], capture_output=True, text=True)
+    states = dict(line.split("|", 1) for line in r.stdout.split() if "|" in line)
+    return {i: states[i] for i in ids if i in states}
+
+
+@pytest.fixture(scope="module")
+def slurm_workdir(tmp_path_factory) -> Path:
+    base = os.environ.get("TERNARYLM_SLURM_TMP")
+    wd = Path(base) / f"slurm-{os.getpid()}" if base else tmp_path_factory.mktemp("slurm")
+    return copy_workflow(wd)
+
+
+@pytest.fixture(scope="module")
+def smoke_on_slurm(slurm_workdir: Path) -> tuple[Path, subprocess.CompletedProcess, float]:
+    t0 = time.perf_counter()
+    r = snakemake(slurm_workdir, "--workflow-profile", "workflow/profiles/slurm-local", "--configfile", SMOKE)
+    return slurm_workdir, r, time.perf_counter() - t0
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.skipif(not cluster_up(), reason=NO_CLUSTER)
+def test_smoke_dag_runs_through_slurm(smoke_on_slurm):
+    wd, r, wall = smoke_on_slurm
+    out = r.stdout + r.stderr
+    print(f"smoke DAG through SLURM: {wall:.0f} s wall")
+    assert r.returncode == 0, out[-5000:]
+    # every job but the local `all` went through sbatch, each with its own SLURM job id and log
+    planned = job_counts(out)
+    submitted = SUBMITTED.findall(out)
+    assert len(submitted) == sum(n for rule, n in planned.items() if rule not in ("all", "total"))
+    ids = [sid for _, sid in submitted]
+    assert len(set(ids)) == len(ids)
+    logs = {p.stem: p for p in (wd / ".snakemake" / "slurm_logs").rglob("*.log")}
+    for sid in ids:
+        assert sid in logs, f"no .snakemake/slurm_logs/**/{sid}.log"
+        text = logs[sid].read_text()
+        assert "--executor slurm-jobstep" in text and "Finished jobid" in text, text[-2000:]
+    rules_with_logs = {p.relative_to(wd / ".snakemake" / "slurm_logs").parts[0] for p in logs.values()}
+    assert rules_with_logs == {f"rule_{rule}" for rule in planned if rule not in ("all", "total")}
+    states = slurm_states(ids)
+    assert states, "SLURM knows none of the submitted jobs"
+    assert set(states.values()) == {"COMPLETED"}, states
+    # and the results are complete: nothing left to do
+    again = snakemake(wd, "-n", "--configfile", SMOKE, check=True)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"snakemake exited ({proc.returncode}) while waiting for {what}")
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.skipif(not cluster_up(), reason=NO_CLUSTER)
+def test_cancelled_pretrain_is_resubmitted_and_resumes(smoke_on_slurm, tmp_path):
+    """scancel a running pretrain job after its first checkpoint: Snakemake resubmits it (retries) and
+    the new SLURM job resumes from the checkpoint instead of starting over."""
+    wd, first, _ = smoke_on_slurm
+    if first.returncode != 0:
+        pytest.skip("the smoke DAG did not run through SLURM")
+    # a longer run of one twin from scratch, checkpointing often
+    longer = tmp_path / "longer.yaml"
+    longer.write_text(
+        yaml.safe_dump(
+            {"train": {"epochs": 3, "max_steps": 200, "ckpt_every": 20, "log_every": 20, "eval_every": 100}}
+        )
+    )
+    target = "results/pretrain/synthetic/ternary/seed0/metrics.csv"
+    rule_log = wd / "results" / "logs" / "pretrain" / "synthetic_ternary_seed0.log"
+    rule_log.unlink(missing_ok=True)  # Snakemake deletes a job's log before every attempt anyway
+    shutil.rmtree(
+        wd / "results" / "ckpt" / "pretrain" / "synthetic" / "ternary" / "seed0", ignore_errors=True
+    )
+    read_log = lambda: rule_log.read_text() if rule_log.exists() else ""  # noqa: E731
+    ckpt_saved = re.compile(r"checkpoint saved at step (\d+)")
+    err = tmp_path / "snakemake.err"
+    t0 = time.perf_counter()
+    with err.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", target, "--forcerun", "pretrain"]
+            + ["--workflow-profile", "workflow/profiles/slurm-local", "--configfile", SMOKE, str(longer)],
+            cwd=wd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        wait_for(lambda: SUBMITTED.search(err.read_text()), 120, "the pretrain submission", proc)
+        first_id = SUBMITTED.search(err.read_text()).group(2)
+        wait_for(lambda: ckpt_saved.search(read_log()), 150, "the first checkpoint", proc)
+        before_cancel = max(int(s) for s in ckpt_saved.findall(read_log()))
+        subprocess.run(["scancel", first_id], check=True)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=60)
+    wall = time.perf_counter() - t0
+    out = err.read_text()
+    print(f"cancel + resubmit + resume: {wall:.0f} s wall")
+    assert proc.returncode == 0, out[-5000:]
+    ids = [sid for _, sid in SUBMITTED.findall(out)]
+    assert len(ids) == 2 and ids[0] == first_id, ids  # resubmitted once, as a new SLURM job
+    assert re.search(rf"SLURM-job '{first_id}' failed, SLURM status is: 'CANCELLED'", out), out[-3000:]
+    # the first attempt was killed by SIGTERM (its SLURM log survives; the rule log is the last attempt's)
+    first_log = next((wd / ".snakemake" / "slurm_logs").rglob(f"{first_id}.log")).read_text()
+    assert "SIGTERM" in first_log, first_log[-3000:]
+    log = read_log()
+    resumed = re.search(r"resumed from \S+ at step (\d+)/(\d+)", log)
+    assert resumed, log[-3000:]
+    step, total = int(resumed.group(1)), int(resumed.group(2))
+    print(f"cancelled after checkpoint step {before_cancel}; resumed at step {step}/{total}")
+    assert 0 < before_cancel <= step < total, (before_cancel, step, total)
+    assert f"step {total}/{total}" in log
+    assert (wd / target).exists()
+    assert slurm_states([first_id]).get(first_id, "CANCELLED").startswith("CANCELLED")
