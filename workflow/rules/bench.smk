@@ -1,0 +1,42 @@
+# bench: size, peak memory and decode latency of every deployed form of the main-corpus twins
+# (seed SEEDS[0]) -- torch fp32/bf16/int8/packed and llama.cpp GGUF (T6). The GGUF files are
+# exported to a temporary folder inside the job and deleted; `ternarylm export` writes them for use.
+# Latency needs a quiet machine: run `snakemake ... bench` alone for numbers you quote.
+
+BENCH_THREADS = config["bench"].get("threads") or 4
+
+
+rule bench:
+    input:
+        models=[model_dir(MAIN, v, SEEDS[0]) + "/model.safetensors" for v in VARIANTS],
+        tokenizer=R("tokenizer", "tokenizer.json"),
+    output:
+        csv=R("bench", "{device}", "results.csv"),
+        env=R("bench", "{device}", "env.json"),
+    log:
+        log("bench", "{device}.log"),
+    benchmark:
+        bench("bench", "{device}.tsv")
+    wildcard_constraints:
+        device="cpu|cuda",
+    conda:
+        "../../envs/torch.yaml"
+    threads: BENCH_THREADS
+    resources:
+        gpu=lambda w: 1 if w.device == "cuda" else 0,
+        mem_mb=16000,
+        runtime=60,
+    params:
+        bench=config["bench"],
+        model=config["model"],
+    shell:
+        "{TERNARYLM} bench --config {CONFIG_FILE} --device {wildcards.device}"
+        " --models $(dirname {input.models}) --tokenizer {input.tokenizer}"
+        " --threads {threads} --out {output.csv} >> {log} 2>&1"
+
+
+BENCH_OUTPUTS = expand(
+    R("bench", "{device}", "{file}"),
+    device=config["bench"]["devices"],
+    file=["results.csv", "env.json"],
+)
