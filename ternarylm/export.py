@@ -343,7 +343,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: dict) -> None:
-    torch.set_grad_enabled(False)
+    with torch.no_grad():  # scoped: callers (tests) keep autograd on afterwards
+        _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.format == "gguf":
         if not args.tokenizer:
             raise UserError("--tokenizer is required for --format gguf")

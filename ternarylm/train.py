@@ -80,7 +80,11 @@ def make_scheduler(opt: torch.optim.Optimizer, tcfg: dict[str, Any], total_steps
 
 
 def maybe_compile(model: nn.Module, mode: str | bool, device: torch.device) -> nn.Module:
-    """``torch.compile`` the model when asked (``auto`` = on CUDA). Falls back to eager with a warning."""
+    """``torch.compile`` the model when asked (``auto`` = on CUDA).
+
+    Only a missing/unsupported ``torch.compile`` falls back here; compilation itself happens at
+    the first forward, where an error stops the run — set ``train.compile: false`` then.
+    """
     want = device.type == "cuda" if mode == "auto" else bool(mode)
     if not want:
         return model
