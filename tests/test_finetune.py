@@ -1,0 +1,359 @@
+"""Fine-tuning stage: task loaders, pair encoding, metrics, majority baseline, end to end.
+
+- metric functions against hand-computed confusion-matrix values;
+- ``[CLS] a [SEP] b [SEP]`` encoding: specials placed, the longer sentence trimmed first, both kept;
+- local GLUE loaders: row counts and label balance on the real files in /work/shared/data
+  (skipped where that folder is absent) and one-line errors on bad files;
+- a tiny random twin fine-tuned on tiny synthetic pairs writes metrics.json / curve.csv with the
+  documented keys; CPU runs are deterministic and a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ternarylm import finetune as ft
+from ternarylm.glue import Example, load_split, read_local
+from ternarylm.io import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("TERNARYLM_DATA", "/work/shared/data"))
+if not DATA.exists():
+    DATA = REPO.parent / "shared" / "data"
+
+torch.set_num_threads(1)
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+
+def test_metrics_match_hand_computed_values():
+    y_true = [1, 1, 1, 1, 0, 0, 0, 1, 0, 1]
+    y_pred = [1, 1, 0, 1, 0, 1, 0, 1, 0, 0]
+    # tp=4, fn=2, fp=1, tn=3
+    assert ft.accuracy(y_true, y_pred) == pytest.approx(70.0)
+    assert ft.f1_score(y_true, y_pred) == pytest.approx(100 * 2 * 4 / (2 * 4 + 1 + 2))  # 72.727
+    expected_mcc = (4 * 3 - 1 * 2) / math.sqrt((4 + 1) * (4 + 2) * (3 + 1) * (3 + 2))
+    assert ft.mcc(y_true, y_pred) == pytest.approx(100 * expected_mcc)  # 40.82
+    m = ft.classification_metrics(y_true, y_pred)
+    assert m["n"] == 10 and m["accuracy"] == pytest.approx(70.0)
+
+
+def test_metric_edge_cases():
+    assert ft.mcc([1, 0, 1], [1, 1, 1]) == 0.0  # constant predictor
+    assert ft.f1_score([0, 0], [0, 0]) == 0.0  # no positives anywhere
+    assert ft.mcc([1, 0, 1, 0], [1, 0, 1, 0]) == pytest.approx(100.0)
+    assert ft.mcc([1, 0, 1, 0], [0, 1, 0, 1]) == pytest.approx(-100.0)
+    with pytest.raises(ValueError):
+        ft.accuracy([1, 0], [1])
+
+
+def test_majority_baseline_reproduces_mrpc_dev_numbers():
+    # MRPC dev: 279 positive of 408 -> "always paraphrase" F1 81.22, acc 68.38 (data README)
+    labels = [1] * 279 + [0] * 129
+    maj = ft.majority_label([1] * 2474 + [0] * 1194)  # MRPC train balance
+    assert maj == 1
+    preds = [maj] * len(labels)
+    assert ft.f1_score(labels, preds) == pytest.approx(81.22, abs=0.005)
+    assert ft.accuracy(labels, preds) == pytest.approx(68.38, abs=0.005)
+    assert ft.mcc(labels, preds) == 0.0
+    assert ft.majority_label([0, 1]) == 0  # tie -> smaller label
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+CLS, SEP = 2, 3
+
+
+def test_pair_encoding_places_special_tokens():
+    ids = ft.encode_ids([10, 11], [20, 21, 22], max_len=16, cls=CLS, sep=SEP)
+    assert ids == [CLS, 10, 11, SEP, 20, 21, 22, SEP]
+    assert ft.encode_ids([10, 11, 12], None, max_len=16, cls=CLS, sep=SEP) == [CLS, 10, 11, 12, SEP]
+    assert ft.encode_ids(list(range(10, 30)), None, max_len=6, cls=CLS, sep=SEP) == [CLS, 10, 11, 12, 13, SEP]
+
+
+def test_pair_truncation_trims_longer_first_and_keeps_both():
+    a, b = list(range(100, 140)), list(range(200, 210))  # 40 + 10 tokens
+    ids = ft.encode_ids(a, b, max_len=23, cls=CLS, sep=SEP)
+    assert len(ids) == 23
+    assert ids[0] == CLS and ids[-1] == SEP and ids.count(SEP) == 2
+    cut = ids.index(SEP)
+    kept_a, kept_b = ids[1:cut], ids[cut + 1 : -1]
+    assert kept_b == b  # the short sentence is untouched
+    assert kept_a == a[:10]  # the long one keeps its beginning, trimmed to 20 - 10
+    # both long: trimmed to (almost) equal halves, each keeps its first tokens
+    a2, b2 = ft.truncate_pair(list(range(50)), list(range(100, 130)), budget=9)
+    assert (len(a2), len(b2)) == (5, 4) or (len(a2), len(b2)) == (4, 5)
+    assert a2 == list(range(len(a2))) and b2 == list(range(100, 100 + len(b2)))
+    # extreme: both sentences still present
+    a3, b3 = ft.truncate_pair([1] * 30, [2] * 30, budget=2)
+    assert a3 == [1] and b3 == [2]
+
+
+def test_encode_examples_with_a_real_tokenizer(tiny_tokenizer):
+    from ternarylm.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tiny_tokenizer)
+    ex = [Example("the man bought a car.", "the gentleman purchased an automobile. " * 20, 1)]
+    (ids,) = ft.encode_examples(tok, ex, max_len=24)
+    assert len(ids) == 24 and ids[0] == tok.token_to_id("[CLS]") and ids[-1] == tok.token_to_id("[SEP]")
+    first = tok.encode(ex[0].text_a, add_special_tokens=False).ids
+    assert ids[1 : 1 + len(first)] == first  # the short first sentence survives whole
+    assert ids[1 + len(first)] == tok.token_to_id("[SEP]")
+
+
+def test_pooling_ignores_right_padding():
+    from ternarylm.model import build_model
+
+    cfg = dict(vocab_size=64, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, seq_len=16, dropout=0.0)
+    for pooling in ("last", "mean"):
+        model = ft.SequenceClassifier(build_model(cfg, seed=0), pooling, dropout=0.0).eval()
+        seq = [CLS, 9, 10, 11, SEP]
+        idx1, len1 = ft.pad_batch([seq], pad=0)
+        idx2, len2 = ft.pad_batch([seq, seq + [12, 13, 14, SEP]], pad=0)
+        out1, out2 = model(idx1, len1), model(idx2, len2)
+        torch.testing.assert_close(out1[0], out2[0], rtol=1e-5, atol=1e-5)
+
+
+def test_bucketed_batches_cover_every_example_once_with_little_padding():
+    gen = torch.Generator().manual_seed(0)
+    lengths = [(i * 37) % 101 + 5 for i in range(1000)]
+    batches = ft.bucketed_batches(lengths, 16, gen, pool=10)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert sorted(len(b) for b in batches) == [8] + [16] * 62  # 6 pools of 160 + one of 40
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    assert padded < 1.1 * sum(lengths)  # nearly no padding inside length-sorted pools
+    again = ft.bucketed_batches(lengths, 16, torch.Generator().manual_seed(0), pool=10)
+    assert again == batches  # a seed fixes the order
+
+
+# --- loaders -------------------------------------------------------------------------------
+
+needs_data = pytest.mark.skipif(
+    not (DATA / "mrpc" / "train.tsv").exists(), reason=f"no local GLUE data at {DATA}"
+)
+
+
+@needs_data
+@pytest.mark.parametrize(
+    "task,split,rows,positives",
+    [
+        ("mrpc", "train", 3668, 2474),
+        ("mrpc", "dev", 408, 279),
+        ("mrpc", "test", 1725, 1147),
+        ("cola", "train", 8551, 6023),
+        ("cola", "dev", 1043, 721),
+        ("sst2", "train", 67349, 37569),
+        ("sst2", "dev", 872, 444),
+    ],
+)
+def test_local_loader_row_counts(task, split, rows, positives):
+    ex = load_split(task, split, {"data_source": "local", "data_dir": str(DATA)})
+    assert len(ex) == rows
+    assert sum(e.label for e in ex) == positives
+    assert all((e.text_b is not None) == (task == "mrpc") for e in ex)
+
+
+@needs_data
+def test_local_loader_keeps_quotes_and_strips_bom():
+    ex = load_split("mrpc", "train", {"data_source": "local", "data_dir": str(DATA)})
+    assert ex[0].text_a.startswith("Amrozi accused his brother") and '"the witness"' in ex[0].text_a
+    dev = load_split("mrpc", "dev", {"data_source": "local", "data_dir": str(DATA)})
+    assert dev[0].text_b.startswith('"The foodservice')  # an unbalanced quote stays in the sentence
+
+
+def test_loader_errors_name_the_file(tmp_path):
+    missing = tmp_path / "mrpc" / "train.tsv"
+    with pytest.raises(UserError, match=str(missing)):
+        load_split("mrpc", "train", {"data_source": "local", "data_dir": str(tmp_path)})
+    bad_cols = tmp_path / "bad.tsv"
+    bad_cols.write_text("\ufeffQuality\tID\tString\n1\t2\tx\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"bad\.tsv: wrong columns"):
+        read_local("mrpc", bad_cols)
+    short_row = tmp_path / "short.tsv"
+    short_row.write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t2\t3\tonly one\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"short\.tsv: line 2: expected 5"):
+        read_local("mrpc", short_row)
+    latin1 = tmp_path / "latin1.tsv"
+    latin1.write_bytes("text\tlabel\ncaf\xe9 au lait\t1\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin1\.tsv: not valid UTF-8"):
+        read_local("sst2", latin1)
+    bad_label = tmp_path / "cola.tsv"
+    bad_label.write_text("src\t2\t\tA sentence.\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"cola\.tsv: line 1: label must be 0 or 1"):
+        read_local("cola", bad_label)
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(UserError, match=r"empty\.tsv: empty file"):
+        read_local("cola", empty)
+
+
+def test_hf_source_uses_glue_fields_and_local_labeled_mrpc_test(monkeypatch, tmp_path):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(name, task, split):
+        calls.append((name, task, split))
+        if task == "mrpc":
+            return [{"sentence1": "a b.", "sentence2": "b a.", "label": 1, "idx": 0}]
+        return [{"sentence": "good film", "label": 0 if split == "train" else -1, "idx": 0}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    cfg = {"data_source": "hf", "data_dir": str(tmp_path)}
+    assert load_split("mrpc", "dev", cfg) == [Example("a b.", "b a.", 1)]
+    assert load_split("sst2", "train", cfg) == [Example("good film", None, 0)]
+    assert calls == [("nyu-mll/glue", "mrpc", "validation"), ("nyu-mll/glue", "sst2", "train")]
+    with pytest.raises(UserError, match="hidden labels"):
+        load_split("sst2", "dev", cfg)
+    # GLUE's MRPC test labels are hidden: the labeled test split is the local MSR file
+    with pytest.raises(UserError, match=r"mrpc/test_labeled\.txt"):
+        load_split("mrpc", "test", cfg)
+    (tmp_path / "mrpc").mkdir()
+    (tmp_path / "mrpc" / "test_labeled.txt").write_text(
+        '\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n0\t1\t2\tHe said "hi".\tShe left.\n',
+        encoding="utf-8",
+    )
+    assert load_split("mrpc", "test", cfg) == [Example('He said "hi".', "She left.", 0)]
+    assert len(calls) == 3  # the test split never touches the hub
+
+
+def test_synthetic_source_maps_mrpc_to_paraphrase_pairs():
+    cfg = {"data_source": "synthetic"}
+    train, dev, test = (load_split("mrpc", s, cfg) for s in ("train", "dev", "test"))
+    assert (len(train), len(dev), len(test)) == (2000, 400, 400)
+    assert train[0] != dev[0] and dev[0] != test[0]  # distinct seeds per split
+    assert 0.55 < sum(e.label for e in train) / len(train) < 0.8
+    with pytest.raises(UserError, match="only the mrpc task"):
+        load_split("cola", "train", cfg)
+    with pytest.raises(UserError, match="no labeled 'test'"):
+        load_split("sst2", "test", cfg)
+
+
+# --- end to end ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tmp_path_factory) -> Path:
+    from ternarylm.synthetic import synthetic_pairs
+    from ternarylm.tokenizer import train_tokenizer
+
+    docs = [f"{a} {b}" for a, b, _ in synthetic_pairs(300, 7)]
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    path.write_text(train_tokenizer(docs, 200).to_str(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_twin(tmp_path_factory, tiny_tokenizer) -> Path:
+    from ternarylm.model import build_model, save_model
+    from ternarylm.tokenizer import load_tokenizer
+
+    vocab = load_tokenizer(tiny_tokenizer).get_vocab_size()
+    cfg = dict(
+        vocab_size=vocab, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, seq_len=48, linear="ternary"
+    )
+    out = tmp_path_factory.mktemp("twin")
+    save_model(build_model(cfg, seed=0), out, {"variant": "ternary", "seed": 0})
+    return out
+
+
+@pytest.fixture()
+def tiny_data(monkeypatch):
+    """Shrink the synthetic task so an end-to-end run takes about a second."""
+    from ternarylm import glue
+
+    monkeypatch.setattr(glue, "SYNTHETIC_SIZES", {"train": 120, "dev": 40, "test": 40})
+
+
+TINY_CONFIG = {
+    "data_source": "synthetic",
+    "train": {"device": "cpu", "threads": 1},
+    "finetune": {"tasks": ["mrpc"], "epochs": 2, "batch_size": 16, "lr": 1e-3, "max_len": 64},
+}
+
+
+def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer, tiny_data):
+    from ternarylm.cli import main
+
+    out = tmp_path / "ft"
+    cfg_path = tmp_path / "config.json"
+    cfg_path.write_text(json.dumps(TINY_CONFIG))
+    rc = main(
+        [
+            "finetune",
+            "--config",
+            str(cfg_path),
+            "--task",
+            "mrpc",
+            "--model",
+            str(tiny_twin),
+            "--tokenizer",
+            str(tiny_tokenizer),
+            "--out",
+            str(out),
+            "--seed",
+            "3",
+        ]
+    )
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("task", "variant", "seed", "backbone", "selected_epoch", "dev", "test", "majority", "splits"):
+        assert key in m, key
+    assert (m["task"], m["variant"], m["seed"], m["backbone"]) == ("mrpc", "ternary", 3, str(tiny_twin))
+    assert m["backbone_linear"] == "ternary" and m["n_bitlinear"] == 7  # QAT continues: BitLinear kept
+    assert m["primary_metric"] == "f1" and m["selected_epoch"] in (1, 2)
+    for split, n in (("dev", 40), ("test", 40)):
+        assert m[split]["n"] == n and m[split]["split"] == split
+        assert set(m[split]) >= {"f1", "accuracy", "mcc", "loss"}
+        assert m["majority"][split]["n"] == n
+    assert m["splits"]["train"]["n"] + m["splits"]["heldout"]["n"] == 120
+    assert m["splits"]["heldout"]["n"] == 12
+    labels = [e.label for e in load_split("mrpc", "dev", {"data_source": "synthetic"})]
+    maj = [m["majority"]["label"]] * len(labels)
+    assert m["majority"]["dev"]["f1"] == pytest.approx(ft.f1_score(labels, maj))
+    with open(out / "curve.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert list(rows[0]) == ft.CURVE_FIELDS
+    sel = rows[m["selected_epoch"] - 1]
+    assert float(sel["heldout_f1_acc"]) == pytest.approx(m["heldout"]["f1_acc"])  # selected on held-out
+    assert not list(out.glob(".*.tmp"))  # atomic writes left no temporaries
+
+
+def test_cpu_runs_are_deterministic_and_resume_exactly(tmp_path, tiny_twin, tiny_tokenizer, tiny_data):
+    cfg = {**TINY_CONFIG, "finetune": {**TINY_CONFIG["finetune"], "epochs": 3, "pooling": "mean"}}
+    m1, c1 = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1)
+    m2, c2 = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(c1) == strip(c2) and m1["dev"] == m2["dev"]
+    # interrupted after epoch 1, then rerun with the same checkpoint folder
+    ckpt = tmp_path / "ckpt"
+    ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt, stop_after_epoch=1)
+    assert (ckpt / "finetune_state.pt").exists()
+    m3, c3 = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt)
+    assert strip(c3) == strip(c1) and m3["dev"] == m1["dev"] and m3["test"] == m1["test"]
+
+
+def test_settings_defaults_and_validation():
+    s = ft.settings({"finetune": {"tasks": ["mrpc"], "epochs": 3, "batch_size": 8}, "train": {"threads": 2}})
+    assert s["pooling"] == ft.DEFAULTS["pooling"] and s["eval_batch_size"] == 16 and s["threads"] == 2
+    assert s["precision"] == "auto" and s["device"] == "auto"
+    # values from `snakemake --config` arrive as strings
+    s = ft.settings({"finetune": {"epochs": "5", "lr": "1.0e-3", "max_train_examples": None}})
+    assert s["epochs"] == 5 and s["lr"] == pytest.approx(1e-3) and s["max_train_examples"] is None
+    with pytest.raises(UserError, match="finetune.epochs must be a whole number"):
+        ft.settings({"finetune": {"epochs": 2.5}})
+    with pytest.raises(UserError, match="finetune.lr must be a number"):
+        ft.settings({"finetune": {"lr": "fast"}})
+    with pytest.raises(UserError, match="pooling"):
+        ft.settings({"finetune": {"pooling": "cls"}})
+    with pytest.raises(UserError, match="loss"):
+        ft.settings({"finetune": {"loss": "focal"}})
