@@ -1,0 +1,128 @@
+"""`ternarylm report --config C --notebook NAME --out-dir results/notebooks`: run one report notebook.
+
+1. Checks that every artifact the notebook reads exists (:meth:`Artifacts.inputs`) and fails
+   naming the missing one otherwise — before starting a kernel.
+2. Executes ``notebooks/NAME.ipynb`` with papermill (kernel from ``report.kernel``, default
+   ``python3``), injecting ``results_dir``, ``config_path``, ``tables_dir``, ``figures_dir`` and
+   ``claims_path`` into its ``parameters`` cell, into ``OUT_DIR/NAME.ipynb``. A failing notebook
+   is kept as ``OUT_DIR/NAME.failed.ipynb`` and its error is reported in one line.
+3. Renders ``OUT_DIR/NAME.html`` with nbconvert.
+4. Checks the notebook wrote every table and figure it is expected to.
+
+No torch import anywhere on this path (the report environment has none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ternarylm.io import UserError, write_text
+from ternarylm.reporting import NOTEBOOKS, Artifacts
+
+log = logging.getLogger("ternarylm.report")
+
+PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+TEMPLATES = PACKAGE_PARENT / "notebooks"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--notebook", required=True, choices=NOTEBOOKS, help="notebooks/NAME.ipynb to execute")
+    p.add_argument("--out-dir", type=Path, help="executed notebook + HTML (default RESULTS/notebooks)")
+    p.add_argument("--results-dir", type=Path, help="artifacts folder (default: config results_dir)")
+    p.add_argument("--templates", type=Path, default=TEMPLATES, help="folder holding NAME.ipynb")
+    p.add_argument("--kernel", help="Jupyter kernel (default: config report.kernel or python3)")
+
+
+def notebook_parameters(results: Path, config_path: Path) -> dict[str, str]:
+    """The values injected into a notebook's ``parameters`` cell (absolute paths)."""
+    results = results.resolve()
+    return {
+        "results_dir": str(results),
+        "config_path": str(config_path.resolve()),
+        "tables_dir": str(results / "tables"),
+        "figures_dir": str(results / "figures"),
+        "claims_path": str(results / "claims.csv"),
+    }
+
+
+def check_inputs(art: Artifacts, name: str) -> None:
+    missing = art.missing(name)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UserError(
+            f"notebook {name}: missing artifact {missing[0]}{more}; run the stage that writes it first "
+            f"(e.g. snakemake {missing[0]})"
+        )
+
+
+def execute(template: Path, out: Path, parameters: dict[str, Any], kernel: str) -> None:
+    """papermill ``template`` -> ``out``; on failure keep ``*.failed.ipynb`` and raise UserError."""
+    import papermill as pm
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # the kernel imports this very ternarylm (rules run it from the working tree, not installed)
+    path = os.environ.get("PYTHONPATH", "")
+    if str(PACKAGE_PARENT) not in path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_PARENT), path) if p)
+    running = out.with_name(f".{out.stem}.running.ipynb")
+    failed = out.with_name(f"{out.stem}.failed.ipynb")
+    try:
+        pm.execute_notebook(
+            str(template),
+            str(running),
+            parameters=parameters,
+            kernel_name=kernel,
+            cwd=os.getcwd(),
+            progress_bar=False,
+        )
+    except pm.PapermillExecutionError as e:
+        os.replace(running, failed)
+        raise UserError(
+            f"notebook {template.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue} (executed copy: {failed})"
+        ) from None
+    except BaseException:
+        running.unlink(missing_ok=True)
+        raise
+    failed.unlink(missing_ok=True)
+    os.replace(running, out)
+
+
+def render_html(notebook: Path, html: Path) -> None:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    write_text(html, body)
+
+
+def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    name = args.notebook
+    results = Path(args.results_dir or config["results_dir"])
+    out_dir = Path(args.out_dir or results / "notebooks")
+    art = Artifacts(results, config)
+    check_inputs(art, name)
+    template = Path(args.templates) / f"{name}.ipynb"
+    if not template.exists():
+        raise UserError(f"notebook template not found: {template}")
+    params = notebook_parameters(results, Path(args.config))
+    kernel = args.kernel or (config.get("report") or {}).get("kernel") or "python3"
+    t0, started = time.perf_counter(), time.time() - 1.0
+    execute(template, out_dir / f"{name}.ipynb", params, kernel)
+    render_html(out_dir / f"{name}.ipynb", out_dir / f"{name}.html")
+    expected = art.outputs(name, Path(params["tables_dir"]), Path(params["figures_dir"]))
+    if name == "claims":
+        expected.append(Path(params["claims_path"]))
+    lacking = [p for p in expected if not p.exists() or p.stat().st_mtime < started]
+    if lacking:
+        raise UserError(f"notebook {name} ran but did not write {lacking[0]}")
+    log.info(
+        "%s: executed in %.1fs -> %s (+ .html), %d outputs",
+        name,
+        time.perf_counter() - t0,
+        out_dir,
+        len(expected),
+    )

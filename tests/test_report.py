@@ -1,0 +1,440 @@
+"""Sparsity statistics, report helpers (aggregation, verdicts), the `report` stage and its notebooks.
+
+Fast tests use hand-made models and fake artifacts written by :func:`make_fake_results` in the
+exact results layout; the slow ones execute the notebooks (fake artifacts, and the smoke DAG's).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from ternarylm import reporting as rp
+from ternarylm.cli import main as cli_main
+from ternarylm.io import write_csv, write_json
+from ternarylm.model import PROJECTIONS, ModelConfig, build_model, save_model
+from ternarylm.sparsity import FIELDS, code_stats, sparsity_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- fake artifacts ------------------------------------------------------------------------------
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+FAKE = {
+    "data_source": "local",
+    "main_corpus": "tinystories",
+    "convergence_corpora": ["tinystories", "shakespeare"],
+    "tokenizer": {"vocab_size": 300},
+    "model": {"d_model": 64, "n_layers": 12, "n_heads": 4, "ffn_hidden": 128, "seq_len": 32},
+    "seeds": [0, 1, 2],
+    "train": {"epochs": 3},
+    "convergence": {"seeds": [0, 1], "epochs": 3},
+    "finetune": {"tasks": ["mrpc", "sst2"]},
+    "bench": {"devices": ["cpu"]},
+}
+CURVE_FIELDS = ["epoch", "step", "lr", "train_loss", "heldout_loss", "heldout_f1", "dev_loss", "dev_f1"]
+CURVE_FIELDS += ["dev_accuracy", "dev_mcc"]
+
+
+def make_fake_results(root: Path, overrides: dict | None = None) -> Path:
+    """Write a resolved config + every artifact the notebooks read under ``root``; return the config path."""
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg = _merge(_merge(base, FAKE), overrides or {})
+    cfg["results_dir"] = str(root)
+    art = rp.Artifacts(root, cfg)
+    config_path = root / "config.resolved.json"
+    write_json(config_path, cfg)
+    mcfg = {**cfg["model"], "vocab_size": cfg["tokenizer"]["vocab_size"]}
+    for corpus in {art.main, *art.convergence_corpora}:
+        write_json(art.manifest(corpus), {"corpus": corpus, "splits": {"train": {"n_docs": 2817}}})
+    runs = art.main_runs() + [r for c in art.convergence_corpora for r in art.convergence_runs(c)]
+    for corpus, v, s in dict.fromkeys(runs):
+        gap = 0.05 if v == "ternary" else 0.6
+        rows = []
+        for step in range(5, 10 * cfg["train"]["epochs"] + 1, 5):
+            shift = {"shakespeare": 0.6, "writingprompts": 0.3}.get(corpus, 0.0) - 0.02 * s
+            train = 3.0 + 3.0 * math.exp(-step / 12) + shift - (0.3 if v == "fp32" else 0)
+            rows.append(
+                {"step": step, "epoch": step / 10, "tokens": step * 512, "train_loss": round(train, 4)}
+                | {
+                    "val_loss": round(train + gap * step / 30, 4),
+                    "val_ce": round(train + gap * step / 30 - 0.3, 4),
+                }
+                | {"lr": 1e-3, "tokens_per_s": 1000.0}
+            )
+        run_dir = art.run_dir(corpus, v, s)
+        write_csv(run_dir / "metrics.csv", rows)
+        if corpus == art.main:
+            model = build_model({**mcfg, "linear": v}, seed=s)
+            save_model(model, run_dir, {"train": cfg["train"], "variant": v, "seed": s, "corpus": corpus})
+            ratio = 1.05 if v == "ternary" else 3.5
+            train_ce = 3.0 + 0.01 * s
+            val_ce = train_ce * ratio
+            write_json(
+                art.eval_json(corpus, v, s),
+                {
+                    "label_smoothing": 0.1,
+                    "train_ce": train_ce,
+                    "val_ce": val_ce,
+                    "train_ce_smoothed": train_ce + 0.5,
+                    "val_ce_smoothed": val_ce + 0.5,
+                    "val_ppl": math.exp(val_ce),
+                    "val_ppl_smoothed": math.exp(val_ce + 0.5),
+                    "train_ppl": math.exp(train_ce),
+                    "loss_ratio": ratio,
+                    "loss_ratio_smoothed": (val_ce + 0.5) / (train_ce + 0.5),
+                },
+            )
+            rows = sparsity_rows(model)
+            write_csv(art.sparsity_csv(v, s), rows, FIELDS)
+    for task in art.tasks:
+        for v in art.variants:
+            for s in art.seeds:
+                d = art.finetune_dir(task, v, s)
+                bonus = 1.5 if v == "fp32" else 0.0
+                score = {"accuracy": 70.0 + s + bonus, "f1": 81.5 + s, "mcc": 10.0 + s, "n": 408}
+                major = {"accuracy": 68.38, "f1": 81.22, "mcc": 0.0, "n": 408}
+                write_json(
+                    d / "metrics.json",
+                    {
+                        "task": task,
+                        "variant": v,
+                        "seed": s,
+                        "data_source": cfg["data_source"],
+                        "primary_metric": rp.TASK_METRIC[task],
+                        "dev": {"split": "dev", **score, "loss": 0.6},
+                        "test": {"split": "test", **score, "loss": 0.6} if task == "mrpc" else None,
+                        "majority": {"label": 1, "dev": major, "test": major},
+                    },
+                )
+                curve = [
+                    {"epoch": e, "step": 100 * e, "lr": 1e-5, "train_loss": 0.7 - 0.05 * e - bonus / 30}
+                    | {"heldout_loss": 0.65, "heldout_f1": 80 + e, "dev_loss": 0.62 - 0.01 * e}
+                    | {"dev_f1": 80.0 + e + s + bonus, "dev_accuracy": 68.0 + e + bonus, "dev_mcc": 5.0 * e}
+                    for e in (1, 2, 3)
+                ]
+                write_csv(d / "curve.csv", curve, CURVE_FIELDS)
+    for dev in art.devices:
+        rows = []
+        for v, fmt, mb, ms in (
+            ("fp32", "torch-fp32", 528.0, 9.0),
+            ("fp32", "torch-int8", 180.0, 8.0),
+            ("fp32", "gguf-f32", 528.0, 5.0),
+            ("ternary", "torch-fp32", 528.0, 11.0),
+            ("ternary", "torch-packed", 120.0, 7.0),
+            ("ternary", "gguf-tq2_0", 118.0, 3.0),
+        ):
+            for batch in (1, 8):
+                rows.append(
+                    {"device": dev, "variant": v, "format": fmt, "batch": batch, "weight_mb": mb}
+                    | {"peak_rss_mb": mb + 400, "base_rss_mb": 380.0, "ms_per_token": ms * (1 + batch / 16)}
+                    | {"tokens_per_s": 1000 * batch / ms}
+                )
+        write_csv(art.bench_csv(dev), rows)
+        write_json(art.bench_env(dev), {"device": dev, "platform": "fake", "torch": torch.__version__})
+    return config_path
+
+
+@pytest.fixture
+def fake(tmp_path) -> tuple[Path, Path]:
+    results = tmp_path / "results"
+    return results, make_fake_results(results)
+
+
+# --- (a) sparsity statistics ---------------------------------------------------------------------
+
+
+def test_code_stats_known_codes():
+    w = torch.tensor([[2.0, -2.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0]])  # alpha = 0.75
+    s = code_stats(w)  # w / alpha = [2.67, -2.67, 0, 0, 2.67, 0, 0, 0] -> [1, -1, 0, 0, 1, 0, 0, 0]
+    assert s["frac_zero"] == pytest.approx(5 / 8)
+    assert s["frac_pos"] == pytest.approx(2 / 8)
+    assert s["frac_neg"] == pytest.approx(1 / 8)
+    assert s["alpha"] == pytest.approx(0.75)
+    assert s["n_weights"] == 8
+
+
+def _fill(t: torch.Tensor, pattern: list[float]) -> None:
+    flat = torch.tensor(pattern).repeat(t.numel() // len(pattern) + 1)[: t.numel()]
+    with torch.no_grad():
+        t.copy_(flat.view_as(t))
+
+
+@pytest.mark.parametrize("variant", ["ternary", "fp32"])
+def test_sparsity_rows_hand_made_model(variant):
+    cfg = ModelConfig(vocab_size=32, d_model=16, n_layers=2, n_heads=2, ffn_hidden=32, linear=variant)
+    model = build_model(cfg, seed=0)
+    _fill(model.tok_emb.weight, [1.0, 1.0, 1.0, -1.0])  # alpha 1 -> no zeros
+    for i, block in enumerate(model.layers):
+        for name in PROJECTIONS:
+            lin = getattr(block.attn if name in ("q", "k", "v", "o") else block.mlp, name)
+            # layer 1: [1, -1, 0, 0] (alpha 1); layer 2: [3, 3, -3, 0] (alpha 2.25 -> [1, 1, -1, 0])
+            _fill(lin.weight, [2.0, -2.0, 0.0, 0.0] if i == 0 else [3.0, 3.0, -3.0, 0.0])
+    rows = sparsity_rows(model)
+    assert [r["layer"] for r in rows] == ["Emb"] + ["L1"] * 8 + ["L2"] * 8
+    by = {(r["layer"], r["module"]): r for r in rows}
+    emb = by[("Emb", "embedding")]
+    assert emb["quantized"] is False and emb["frac_zero"] == 0 and emb["frac_pos"] == 0.75
+    assert emb["n_weights"] == 32 * 16
+    for name in PROJECTIONS:
+        assert by[("L1", name)]["frac_zero"] == pytest.approx(0.5)
+        assert by[("L1", name)]["frac_neg"] == pytest.approx(0.25)
+        assert by[("L2", name)]["frac_zero"] == pytest.approx(0.25)
+        assert by[("L2", name)]["frac_pos"] == pytest.approx(0.5)
+        assert by[("L2", name)]["alpha"] == pytest.approx(2.25)
+        assert by[("L1", name)]["quantized"] is (variant == "ternary")
+    pooled = by[("L1", "all")]
+    assert pooled["n_weights"] == 4 * 16 * 16 + 3 * 16 * 32
+    assert pooled["frac_zero"] == pytest.approx(0.5) and pooled["alpha"] is None
+    assert {r["variant"] for r in rows} == {variant}
+
+
+def test_sparsity_cli_writes_csv(tmp_path):
+    model = build_model(ModelConfig(vocab_size=32, d_model=16, n_layers=2, n_heads=2, ffn_hidden=32), seed=1)
+    save_model(model, tmp_path / "run", {"variant": "ternary", "seed": 1})
+    out = tmp_path / "sparsity" / "ternary" / "seed1.csv"
+    assert (
+        cli_main(
+            [
+                "sparsity",
+                "--config",
+                str(ROOT / "config.yaml"),
+                "--model",
+                str(tmp_path / "run"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    df = pd.read_csv(out)
+    assert list(df.columns) == FIELDS
+    assert len(df) == 1 + 2 * 8
+    assert ((df["frac_zero"] + df["frac_pos"] + df["frac_neg"]) - 1).abs().max() < 1e-9
+    # random Gaussian init: absmean ternarization zeros about 31 % of the weights
+    assert 0.25 < df[df["module"] == "all"]["frac_zero"].mean() < 0.37
+
+
+# --- (a) aggregation and verdicts -------------------------------------------------------------
+
+
+def test_stat_mean_std():
+    s = rp.Stat.of([1.0, 2.0, 3.0, None, float("nan")])
+    assert (s.mean, s.std, s.n) == (2.0, 1.0, 3)
+    assert s.fmt(1) == "2.0 ± 1.0"
+    one = rp.Stat.of([58.4])
+    assert one.n == 1 and math.isnan(one.std) and one.fmt() == "58.40 (n=1)"
+    assert rp.Stat.of([]).fmt() == rp.NOT_RUN
+
+
+def test_aggregate_groups():
+    df = pd.DataFrame({"v": ["a", "a", "b"], "x": [1.0, 3.0, 5.0]})
+    agg = rp.aggregate(df, "v", ["x"]).set_index("v")
+    assert agg.at["a", "x_mean"] == 2.0 and agg.at["a", "x_std"] == pytest.approx(math.sqrt(2))
+    assert agg.at["b", "n"] == 1 and math.isnan(agg.at["b", "x_std"])
+
+
+def test_verdicts():
+    s = rp.Stat(58.0, 0.2, 3)
+    assert rp.judge_close(s, 58.42, rel=0.05).verdict == rp.REPRODUCED
+    assert rp.judge_close(s, 70.0, rel=0.05).verdict == rp.NOT_REPRODUCED
+    v = rp.judge_close(s, 58.42, rel=0.05, reasons=["tiny model"])
+    assert v.verdict == rp.NOT_COMPARABLE and "tiny model" in v.reason
+    assert rp.judge_close(rp.Stat.of([]), 1.0, rel=0.1).verdict == rp.NOT_RUN
+    assert rp.judge_close(rp.Stat(83.0, 1, 3), 82.47, abs_=2.0).verdict == rp.REPRODUCED
+    assert rp.judge_greater(rp.Stat(82.0, 1, 3), 87.5).verdict == rp.NOT_REPRODUCED
+    assert rp.judge_greater(rp.Stat(88.0, 1, 3), 87.5).verdict == rp.REPRODUCED
+    assert rp.judge_range(rp.Stat(59.0, 1, 3), 60, 62, tol=2).verdict == rp.REPRODUCED
+    assert rp.judge_range(rp.Stat(50.0, 1, 3), 60, 62, tol=2).verdict == rp.NOT_REPRODUCED
+    assert rp.judge_at_most(rp.Stat(1.05, 0, 1), 1.1).verdict == rp.REPRODUCED
+
+
+def test_comparability_from_config():
+    paper = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert rp.model_reasons(paper) == []
+    smoke = _merge(paper, yaml.safe_load((ROOT / "workflow/presets/smoke.yaml").read_text()))
+    (reason,) = rp.model_reasons(smoke)
+    assert "d_model=256 (paper 768)" in reason and "n_layers=2 (paper 12)" in reason
+    art = rp.Artifacts("/nonexistent", smoke)
+    assert any("synthetic" in r for r in rp.data_reasons(art, "synthetic"))
+    assert any("epochs=1 (paper 15)" in r for r in rp.training_reasons(art, "synthetic"))
+    assert rp.pretrain_reasons(rp.Artifacts("/nonexistent", paper)) == []
+
+
+def test_epoch_means_weights_rows_by_steps():
+    df = pd.DataFrame(
+        {"step": [5, 10, 20, 30], "epoch": [0.25, 0.5, 1.0, 1.5], "train_loss": [4.0, 2.0, 1.0, 3.0]}
+    )
+    e = rp.epoch_means(df)
+    assert list(e["epoch"]) == [1, 2]
+    assert e["train_loss"].iat[0] == pytest.approx((5 * 4 + 5 * 2 + 10 * 1) / 20)
+    assert e["train_loss"].iat[1] == pytest.approx(3.0)
+
+
+def test_claims_on_fake_artifacts(fake):
+    results, config_path = fake
+    art = rp.Artifacts.from_config_file(config_path, results)
+    claims = rp.claims_table(art).set_index("claim")
+    assert set(claims["verdict"]) <= {rp.REPRODUCED, rp.NOT_REPRODUCED, rp.NOT_COMPARABLE, rp.NOT_RUN}
+    # the fake model is tiny: every measured claim is "not comparable", and says why
+    measured = claims[claims["verdict"] != rp.NOT_RUN]
+    assert (measured["verdict"] == rp.NOT_COMPARABLE).all()
+    assert measured["reason"].str.contains("d_model=64").sum() >= 5
+    run_not = claims[claims["verdict"] == rp.NOT_RUN]
+    assert any("writingprompts" in r for r in run_not["reason"])  # not in convergence_corpora
+    assert any("cola" in r for r in run_not["reason"])  # not in finetune.tasks
+    ppl = claims.loc[claims.index.str.contains("label-smoothed")].iloc[0]
+    assert ppl["n_seeds"] == 3 and "±" in ppl["ours"]
+
+
+def test_claims_verdicts_at_paper_scale(fake):
+    """With the paper's setup in the config the verdicts follow the numbers (claims read no weights)."""
+    results, config_path = fake
+    cfg = json.loads(config_path.read_text())
+    paper = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg.update({k: paper[k] for k in ("model", "tokenizer", "train", "convergence")})
+    cfg["convergence"]["seeds"] = [0, 1]
+    write_json(config_path, cfg)
+    art = rp.Artifacts.from_config_file(config_path, results)
+    for corpus in art.convergence_corpora:
+        write_json(art.manifest(corpus), {"splits": {"train": {"n_docs": 60000}}})
+    assert rp.pretrain_reasons(art) == []
+    v = rp.claims_table(art).set_index("claim")["verdict"]
+
+    def verdict(part: str) -> str:
+        (hit,) = v[v.index.str.contains(part, regex=False)]
+        return hit
+
+    assert (
+        verdict("val PPL of the ternary model, label-smoothed") == rp.NOT_REPRODUCED
+    )  # e^3.65 = 38 vs 58.42
+    assert verdict("true PPL") == rp.NOT_COMPARABLE
+    assert verdict("loss ratio, Ternary") == rp.REPRODUCED  # 3.65 / 3.5 = 1.043 vs 1.05
+    assert verdict("loss ratio, FP32") == rp.NOT_REPRODUCED  # 3.14 vs 3.51 (> 10 % off)
+    assert verdict("implicit regularization") == rp.REPRODUCED
+    assert verdict("MRPC dev F1") == rp.REPRODUCED  # 82.5 vs 82.47
+    assert verdict("majority-class") == rp.REPRODUCED  # 82.5 > 81.22
+    assert verdict("surpasses DistilBERT") == rp.NOT_REPRODUCED  # 82.5 < 87.5
+    assert verdict("SST-2") == rp.NOT_REPRODUCED
+    assert verdict("CoLA") == rp.NOT_RUN
+    assert verdict("memory reduction") == rp.REPRODUCED  # gguf-f32 528 MB / gguf-tq2_0 118 MB
+    assert verdict("latency parity") == rp.REPRODUCED  # gguf: 3 vs 5 ms
+    assert verdict("embedding") == rp.NOT_COMPARABLE
+    assert verdict("middle layers L5-L9") == rp.NOT_REPRODUCED  # random init: about 31 % zeros
+    assert verdict("on TinyStories") == rp.NOT_REPRODUCED
+    assert verdict("on WritingPrompts") == rp.NOT_RUN
+
+
+# --- (b) the report stage ------------------------------------------------------------------------
+
+
+def test_missing_artifact_fails_naming_it(fake, tmp_path, capfd):
+    results, config_path = fake
+    gone = rp.Artifacts.from_config_file(config_path, results).eval_json("tinystories", "fp32", 1)
+    gone.unlink()
+    with pytest.raises(FileNotFoundError, match=str(gone)):
+        rp.t2_val_ppl(rp.Artifacts.from_config_file(config_path, results))
+    argv = [
+        "report",
+        "--config",
+        str(config_path),
+        "--notebook",
+        "pretraining",
+        "--out-dir",
+        str(tmp_path / "nb"),
+    ]
+    assert cli_main(argv) == 2
+    assert f"missing artifact {gone}" in capfd.readouterr().err
+    assert not (tmp_path / "nb" / "pretraining.ipynb").exists()
+
+
+def test_notebooks_have_parameters_cell_and_no_outputs():
+    for name in rp.NOTEBOOKS:
+        nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, name
+        for key in ("results_dir", "config_path", "tables_dir", "figures_dir"):
+            assert f"{key} = " in tagged[0].source
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), name
+
+
+def test_report_rules_read_exactly_what_the_notebooks_read(tmp_path):
+    """workflow/rules/report.smk's inputs == Artifacts.inputs (what `ternarylm report` checks)."""
+    import re
+
+    from conftest import copy_workflow, snakemake
+
+    wd = copy_workflow(tmp_path / "wf")
+    proc = snakemake(wd, "-n", "--configfile", "workflow/presets/smoke.yaml", check=True)
+    art = rp.Artifacts.from_config_file(wd / "results" / "config.resolved.json", "results")
+    seen = set()
+    for block in proc.stdout.split("\nrule ")[1:]:
+        name = block.split(":")[0]
+        if name.startswith("report_"):
+            nb = name.removeprefix("report_")
+            inputs = set(re.search(r"input: (.*)", block).group(1).split(", "))
+            assert inputs - {f"notebooks/{nb}.ipynb"} == {str(p) for p in art.inputs(nb)}, nb
+            seen.add(nb)
+    assert seen == set(rp.NOTEBOOKS)
+
+
+def test_report_stage_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ternarylm.report, ternarylm.reporting, ternarylm.figures; "
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+# --- (c) slow: executed notebooks ------------------------------------------------------------------
+
+
+def _check_rendered(results: Path, config: dict) -> None:
+    art = rp.Artifacts(results, config)
+    for name in rp.NOTEBOOKS:
+        nb_path = results / "notebooks" / f"{name}.ipynb"
+        assert nb_path.exists() and (results / "notebooks" / f"{name}.html").exists(), name
+        nb = nbformat.read(nb_path, as_version=4)
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"{name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+        for path in art.outputs(name, results / "tables", results / "figures"):
+            assert path.exists() and path.stat().st_size > 0, path
+    claims = pd.read_csv(results / "claims.csv")
+    assert list(claims.columns) == rp.CLAIM_FIELDS and len(claims) >= 15
+    assert claims["verdict"].isin([rp.REPRODUCED, rp.NOT_REPRODUCED, rp.NOT_COMPARABLE, rp.NOT_RUN]).all()
+
+
+@pytest.mark.slow
+def test_notebooks_on_fake_artifacts(fake):
+    results, config_path = fake
+    for name in rp.NOTEBOOKS:
+        assert cli_main(["report", "--config", str(config_path), "--notebook", name]) == 0, name
+    _check_rendered(results, json.loads(config_path.read_text()))
+
+
+@pytest.mark.slow
+def test_smoke_run_notebooks(smoke_run):
+    config = json.loads((smoke_run / "config.resolved.json").read_text())
+    _check_rendered(smoke_run, config)
+    claims = pd.read_csv(smoke_run / "claims.csv")
+    measured = claims[claims["verdict"] != rp.NOT_RUN]
+    assert (measured["verdict"] == rp.NOT_COMPARABLE).all()  # smoke preset: tiny model, synthetic data
