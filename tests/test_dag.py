@@ -1,5 +1,7 @@
 """The Snakemake DAG: plan of the paper preset, config validation, and the smoke run end to end."""
 
+import json
+
 import pytest
 import yaml
 from conftest import copy_workflow, job_counts, snakemake
@@ -52,6 +54,10 @@ def test_smoke_dag_produces_everything_and_reruns_nothing(smoke_workdir):
     assert not (results / "ckpt" / "pretrain").exists() or not any(
         (results / "ckpt" / "pretrain").rglob("*.pt")
     )
+    # the fine-tuning stage learns the synthetic paraphrase task: above the majority class on dev
+    for metrics in (results / "finetune").rglob("metrics.json"):
+        m = json.loads(metrics.read_text())
+        assert m["dev"]["accuracy"] > m["majority"]["dev"]["accuracy"], metrics
     for log in (results / "logs").rglob("*.log"):
         assert "Traceback" not in log.read_text(), log
     r = snakemake(smoke_workdir, "-n", "--configfile", "workflow/presets/smoke.yaml", check=True)
@@ -81,3 +87,21 @@ def test_rerun_semantics(smoke_workdir, tmp_path):
     r = snakemake(smoke_workdir, "-n", "--configfile", str(changed), check=True)
     counts = job_counts(r.stdout)
     assert counts.get("pretrain") == 4 and "prepare" not in counts and "tokenize" not in counts
+    # a tokenizer setting reruns the tokenizer and everything downstream, not the data preparation
+    preset = yaml.safe_load((smoke_workdir / "workflow/presets/smoke.yaml").read_text())
+    preset["tokenizer"]["vocab_size"] = 400
+    changed.write_text(yaml.safe_dump(preset))
+    counts = job_counts(snakemake(smoke_workdir, "-n", "--configfile", str(changed), check=True).stdout)
+    assert counts.get("tokenizer") == 1 and counts.get("tokenize") == 2 and counts.get("pretrain") == 4
+    assert "prepare" not in counts
+    # a deleted model reruns only that seed's chain
+    model = smoke_workdir / "results/pretrain/synthetic/fp32/seed1/model.safetensors"
+    moved = model.with_suffix(".moved")
+    model.rename(moved)
+    try:
+        r = snakemake(smoke_workdir, "-n", "--configfile", "workflow/presets/smoke.yaml", check=True)
+        counts = job_counts(r.stdout)
+    finally:
+        moved.rename(model)
+    assert counts.get("pretrain") == 1 and counts.get("evaluate") == 1 and counts.get("finetune") == 1
+    assert "tokenize" not in counts and "bench" not in counts  # bench uses seed 0 only

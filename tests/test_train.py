@@ -187,3 +187,17 @@ def test_sigterm_saves_checkpoint_and_rerun_resumes(tokens, tmp_path):
     assert uninterrupted
     wa, wb = _weights(tmp_path / "out"), _weights(tmp_path / "ref")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_tiny_ternary_model_overfits_a_fixed_batch():
+    cfg = {**MODEL, "vocab_size": 50, "dropout": 0.0}
+    model = train_mod.build_model({**cfg, "linear": "ternary"}, seed=0)
+    tcfg = {**TRAIN, "lr": 1e-2, "warmup_frac": 0.05}
+    device = torch.device("cpu")
+    opt, ctx = train_mod.make_optimizer(model, tcfg, device), train_mod.autocast_context(device, "fp32")
+    sched = train_mod.make_scheduler(opt, tcfg, 60)
+    x = torch.randint(0, 50, (4, 33), generator=torch.Generator().manual_seed(0))
+    losses = [
+        train_mod.train_step(model, x[:, :-1], x[:, 1:], opt, sched, tcfg, ctx).item() for _ in range(60)
+    ]
+    assert losses[-1] < 0.5 * losses[0]
