@@ -94,14 +94,3 @@ def test_rerun_semantics(smoke_workdir, tmp_path):
     counts = job_counts(snakemake(smoke_workdir, "-n", "--configfile", str(changed), check=True).stdout)
     assert counts.get("tokenizer") == 1 and counts.get("tokenize") == 2 and counts.get("pretrain") == 4
     assert "prepare" not in counts
-    # a deleted model reruns only that seed's chain
-    model = smoke_workdir / "results/pretrain/synthetic/fp32/seed1/model.safetensors"
-    moved = model.with_suffix(".moved")
-    model.rename(moved)
-    try:
-        r = snakemake(smoke_workdir, "-n", "--configfile", "workflow/presets/smoke.yaml", check=True)
-        counts = job_counts(r.stdout)
-    finally:
-        moved.rename(model)
-    assert counts.get("pretrain") == 1 and counts.get("evaluate") == 1 and counts.get("finetune") == 1
-    assert "tokenize" not in counts and "bench" not in counts  # bench uses seed 0 only
