@@ -10,8 +10,9 @@ BitLinear of a model for one (a module swap, torchao style); ``save_packed``/``l
 read and write the packed safetensors file that ``ternarylm export --format packed`` produces.
 
 CPU kernels (``mode``):
-  * ``int8``   -- exact int8 x int8 -> int32 matmul (``torch._int_mm``) on codes unpacked once and
-    cached as int8 (1 byte/weight in RAM, the file stays 2-bit). Fastest on CPU.
+  * ``int8``   -- exact int8 x int8 matmul (:func:`int8_matmul`: the integer sums computed as a float32
+    GEMM, which cannot round here) on codes unpacked once and cached as int8 (1 byte/weight in RAM,
+    the file stays 2-bit). Fastest on CPU.
   * ``unpack`` -- unpack the 2-bit codes on every call (lookup table) and run a float matmul;
     the weights never exist unpacked between calls (smallest RAM, slower). Same float ops as
     BitLinear, so its outputs equal the QAT model's bit for bit.
@@ -62,6 +63,24 @@ def unpack_codes(packed: torch.Tensor, n: int, dtype: torch.dtype = torch.int8) 
     return codes.flatten(-2)[..., :n]
 
 
+# every product of an int8 activation and a ternary code is an integer of magnitude <= 128, so a
+# float32 dot product over fewer than 2**24 / 128 inputs never rounds: it equals the int32 sum
+EXACT_FLOAT_IN = 2**24 // 128
+
+
+def int8_matmul(xq: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """``xq @ codes.T`` as float32 for int8 ``xq`` (M, in) and int8 ternary ``codes`` (out, in), exactly.
+
+    Runs as a float32 GEMM on the integer values (the codes converted one layer at a time, so RAM
+    holds them as int8): bit for bit ``torch._int_mm``'s int32 result, and on CPU faster at every
+    batch size (measured on 2 cores, 768x2048: 0.21 vs 0.52 ms at M=1, 1.2 vs 16 ms at M=32;
+    ``torch._int_mm`` on CPU costs ~0.5 ms per row). Wider inputs fall back to ``torch._int_mm``.
+    """
+    if codes.shape[-1] < EXACT_FLOAT_IN:
+        return F.linear(xq.float(), codes.float())
+    return torch._int_mm(xq, codes.t()).float()
+
+
 class PackedTernaryLinear(nn.Module):
     """Inference-only ternary linear: packed 2-bit codes + fp32 alpha, no latent weight."""
 
@@ -103,8 +122,7 @@ class PackedTernaryLinear(nn.Module):
         xf = x.reshape(-1, shape[-1]).float()
         scale = 127.0 / xf.abs().amax(dim=-1, keepdim=True).clamp(min=EPS)
         xq = (xf * scale).round().clamp(-128, 127).to(torch.int8)
-        acc = torch._int_mm(xq, self._codes.t())
-        y = acc.float() * (self.alpha / scale)
+        y = int8_matmul(xq, self._codes) * (self.alpha / scale)
         return y.to(x.dtype).reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:

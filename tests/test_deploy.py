@@ -387,8 +387,9 @@ def test_bench_writes_csv_and_env(twins, tokenizer_path, tmp_path):
                 "batch_sizes": [1, 2],
                 "threads": 1,
                 "warmup": 0,
-                "repeats": 1,
-                "formats": ["torch-fp32", "torch-packed", "gguf-tq2_0"],
+                "repeats": 4,
+                "budget_s": 1e-9,  # every format "too slow": timed runs fall to the floor of 3
+                "formats": ["torch-fp32", "torch-nocache", "torch-packed", "gguf-tq2_0"],
             }
         }
     )
@@ -406,9 +407,12 @@ def test_bench_writes_csv_and_env(twins, tokenizer_path, tmp_path):
         formats = {"torch-fp32", "torch-packed"}
     seen = {(r["variant"], r["format"], int(r["batch"])) for r in rows}
     expected = {(v, f, b) for f in formats for v in FORMATS[f] for b in (1, 2)}
+    expected.add(("ternary", "torch-nocache", 1))  # the seed-style form: batch 1 only
     assert seen == expected
     for r in rows:
         assert float(r["ms_per_token"]) > 0 and float(r["weight_mb"]) > 0
+        assert int(r["repeats"]) == 3 and float(r["ms_per_token_iqr"]) >= 0
+        assert float(r["peak_rss_mb"]) >= float(r["load_rss_mb"]) > 0
         assert (
             float(r["peak_rss_mb"]) >= float(r["rss_mb"]) > 0
             and float(r["peak_rss_mb"]) >= float(r["base_rss_mb"]) > 0
@@ -418,10 +422,18 @@ def test_bench_writes_csv_and_env(twins, tokenizer_path, tmp_path):
         )
     by = {(r["variant"], r["format"], r["batch"]): float(r["weight_mb"]) for r in rows}
     assert by[("ternary", "torch-packed", "1")] < 0.3 * by[("fp32", "torch-fp32", "1")]
-    assert markdown_table(out, batch=1).count("\n") == 2 + len(rows) // 2
+    assert markdown_table(out, batch=1).count("\n") == 2 + sum(r["batch"] == "1" for r in rows)
     env = json.loads((out.parent / "env.json").read_text())
     assert env["threads"] == 1 and env["torch"] == torch.__version__ and "cpu_model" in env
     assert not list(out.parent.glob(".bench-*"))  # exported files cleaned up
+
+
+def test_iqr():
+    from ternarylm.bench import iqr
+
+    assert iqr([3.0]) == 0.0
+    assert iqr([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2.0)
+    assert iqr([5.0, 1.0, 3.0]) == pytest.approx(2.0)
 
 
 def test_lean_loader_equals_load_model(twins):
@@ -442,6 +454,21 @@ def test_bench_settings_validate_formats():
     )
     with pytest.raises(UserError, match="unknown"):
         bench_settings({"bench": {"formats": ["gguf-q4"]}})
+
+
+def test_int8_matmul_equals_the_integer_matmul():
+    from ternarylm.packed import int8_matmul
+
+    g = torch.Generator().manual_seed(0)
+    for m, k in ((1, 768), (5, 2048), (33, 256)):
+        xq = torch.randint(-128, 128, (m, k), generator=g, dtype=torch.int8)
+        xq[0, :] = -128  # the extreme row: |sum| = 128 * k
+        codes = torch.randint(-1, 2, (96, k), generator=g, dtype=torch.int8)
+        codes[0, :] = -1
+        ref = torch._int_mm(xq, codes.t())
+        out = int8_matmul(xq, codes)
+        assert out.dtype == torch.float32 and torch.equal(out, ref.float())
+        assert out[0, 0] == 128 * k
 
 
 def test_pack_model_swaps_every_bitlinear():
