@@ -4,6 +4,8 @@ Rows are variant x format x batch:
 
   format        variant   what runs
   torch-fp32    both      PyTorch eager fp32 (ternary: the QAT checkpoint as trained, fake-quant)
+  torch-nocache ternary   the QAT checkpoint in fp32 *without* a KV cache: every step re-runs the
+                          whole sequence (what the seed notebook measured); batch 1 only
   torch-bf16    both      PyTorch eager bf16
   torch-int8    fp32      ``torch.ao`` dynamic int8 quantization of every nn.Linear (the INT8 baseline)
   torch-packed  ternary   packed 2-bit codes, int8 x int8 matmul (ternarylm.packed)
@@ -15,12 +17,13 @@ Rows are variant x format x batch:
 
 Columns: weight_mb = bytes of the weights in that format (file size for GGUF / packed,
 tensor bytes in memory for torch), MB = 10^6 bytes; rss_mb = resident memory of the measuring
-process after decoding (model, KV cache, libraries), peak_rss_mb = its peak (loading and
-conversion transients included), base_rss_mb = the process before loading the model (Python +
+process after decoding (model, KV cache, libraries), load_rss_mb = the same right after loading,
+before any forward, peak_rss_mb = its peak (loading and conversion transients included), base_rss_mb = the process before loading the model (Python +
 libraries: ~250 MB with torch, ~45 MB with llama-cpp-python alone);
 ms_per_token = decode time per step with the KV cache after a ``prompt_tokens`` prefill, median
-of ``repeats`` runs after ``warmup`` runs (fewer, at least one, where one run takes longer than
-``budget_s / repeats``: the fake-quant QAT forms); tokens_per_s = batch * 1000 / ms_per_token.
+of ``repeats`` runs after ``warmup`` runs, and ms_per_token_iqr its interquartile range over those
+runs (a format whose single run takes longer than ``budget_s / repeats`` gets fewer runs, but never
+fewer than ``min(repeats, 3)``); tokens_per_s = batch * 1000 / ms_per_token.
 Each format is measured in a fresh subprocess so peak memory belongs to that format alone.
 
 ``--make-random DIR`` builds both twins at the config's model size with random weights, so the
@@ -50,6 +53,7 @@ log = logging.getLogger("ternarylm.bench")
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "torch-fp32": ("ternary", "fp32"),
+    "torch-nocache": ("ternary",),
     "torch-bf16": ("ternary", "fp32"),
     "torch-int8": ("fp32",),
     "torch-packed": ("ternary",),
@@ -77,11 +81,13 @@ COLUMNS = [
     "threads",
     "n_params",
     "weight_mb",
+    "load_rss_mb",
     "rss_mb",
     "peak_rss_mb",
     "base_rss_mb",
     "prefill_ms",
     "ms_per_token",
+    "ms_per_token_iqr",
     "tokens_per_s",
     "prompt_tokens",
     "new_tokens",
@@ -184,19 +190,31 @@ def _tensor_mb(obj: Any) -> float:
     return buf.tell() / 1e6
 
 
-def _timed(fn, warmup: int, repeats: int, budget_s: float) -> tuple[float, float, int]:
-    """Median (prefill s, decode s) of ``fn() -> (prefill, decode)`` and the number of timed runs.
+MIN_REPEATS = 3
 
-    At least one warm-up run; slow formats get fewer timed runs (>= 1) so that they take about
-    ``budget_s`` seconds.
+
+def _timed(fn, warmup: int, repeats: int, budget_s: float) -> tuple[float, list[float], int]:
+    """Median prefill s, every timed run's decode s, and the number of timed runs of
+    ``fn() -> (prefill, decode)``.
+
+    At least one warm-up run; a slow format gets fewer timed runs so that they take about
+    ``budget_s`` seconds, but never fewer than ``min(repeats, MIN_REPEATS)``.
     """
     t0 = time.perf_counter()
     for _ in range(max(warmup, 1)):
         fn()
     per_run = (time.perf_counter() - t0) / max(warmup, 1)
-    n = max(1, min(repeats, int(budget_s / max(per_run, 1e-9))))
+    n = max(min(repeats, MIN_REPEATS), 1, min(repeats, int(budget_s / max(per_run, 1e-9))))
     runs = [fn() for _ in range(n)]
-    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), n
+    return statistics.median(r[0] for r in runs), [r[1] for r in runs], n
+
+
+def iqr(values: list[float]) -> float:
+    """Interquartile range (inclusive quartiles; 0 for a single value)."""
+    if len(values) < 2:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q3 - q1
 
 
 def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -226,6 +244,7 @@ def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
                 model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         weight_mb = _tensor_mb(model)
     model = model.to(device).eval()
+    load_rss = _current_rss_mb()
     n_params = int(spec["n_params"])
     gen = torch.Generator().manual_seed(spec["seed"])
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -247,8 +266,22 @@ def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
             sync()
             return t1 - t0, time.perf_counter() - t1
 
-        prefill, decode, n = _timed(once, spec["warmup"], spec["repeats"], spec["budget_s"])
-        rows.append(_row(spec, batch, n_params, weight_mb, base, prefill, decode, n))
+        @torch.inference_mode()
+        def once_nocache(prompt=prompt):
+            t0 = time.perf_counter()
+            ids = prompt
+            logits = model(ids)
+            sync()
+            t1 = time.perf_counter()
+            for _ in range(spec["new_tokens"]):
+                ids = torch.cat((ids, logits[:, -1].argmax(-1, keepdim=True)), dim=1)
+                logits = model(ids)  # the whole sequence again, every step
+            sync()
+            return t1 - t0, time.perf_counter() - t1
+
+        fn = once_nocache if fmt == "torch-nocache" else once
+        prefill, decode, n = _timed(fn, spec["warmup"], spec["repeats"], spec["budget_s"])
+        rows.append(_row(spec, batch, n_params, weight_mb, base, load_rss, prefill, decode, n))
     return rows
 
 
@@ -265,6 +298,7 @@ def _measure_gguf(spec: dict[str, Any]) -> list[dict[str, Any]]:
         prompts = rng.integers(5, spec["vocab_size"], (batch, spec["prompt_tokens"])).tolist()
         n_ctx = spec["prompt_tokens"] + spec["new_tokens"] + 1
         with LlamaCpp(spec["path"], n_ctx=n_ctx, n_seq=batch, threads=spec["threads"]) as llm:
+            load_rss = _current_rss_mb()
 
             def once(llm=llm, prompts=prompts):
                 llm.reset()
@@ -276,12 +310,13 @@ def _measure_gguf(spec: dict[str, Any]) -> list[dict[str, Any]]:
                 return t1 - t0, time.perf_counter() - t1
 
             prefill, decode, n = _timed(once, spec["warmup"], spec["repeats"], spec["budget_s"])
-        rows.append(_row(spec, batch, int(spec["n_params"]), weight_mb, base, prefill, decode, n))
+        rows.append(_row(spec, batch, int(spec["n_params"]), weight_mb, base, load_rss, prefill, decode, n))
     return rows
 
 
-def _row(spec, batch, n_params, weight_mb, base, prefill, decode, repeats) -> dict[str, Any]:
-    ms = 1000 * decode / spec["new_tokens"]
+def _row(spec, batch, n_params, weight_mb, base, load_rss, prefill, decodes, repeats) -> dict[str, Any]:
+    per_token = [1000 * d / spec["new_tokens"] for d in decodes]
+    ms = statistics.median(per_token)
     return {
         "device": spec["device"],
         "variant": spec["variant"],
@@ -290,11 +325,13 @@ def _row(spec, batch, n_params, weight_mb, base, prefill, decode, repeats) -> di
         "threads": spec["threads"] or "",
         "n_params": n_params,
         "weight_mb": round(weight_mb, 2),
+        "load_rss_mb": round(load_rss, 1),
         "rss_mb": round(_current_rss_mb(), 1),
         "peak_rss_mb": round(_rss_mb(), 1),
         "base_rss_mb": round(base, 1),
         "prefill_ms": round(1000 * prefill, 3),
         "ms_per_token": round(ms, 3),
+        "ms_per_token_iqr": round(iqr(per_token), 3),
         "tokens_per_s": round(batch * 1000 / ms, 2),
         "prompt_tokens": spec["prompt_tokens"],
         "new_tokens": spec["new_tokens"],
@@ -436,7 +473,9 @@ def run_bench(
                 elif fmt.startswith("gguf"):
                     path = Path(tmp) / f"{variant}.{fmt}.gguf"
                     export_gguf(model_dir, path, tokenizer, **GGUF_EXPORT[fmt])
-                batches = [1] if device != "cpu" and fmt.startswith("gguf") else settings["batch_sizes"]
+                batches = settings["batch_sizes"]
+                if fmt == "torch-nocache" or (device != "cpu" and fmt.startswith("gguf")):
+                    batches = [1]
                 spec = {
                     "path": str(path),
                     "variant": variant,
@@ -500,9 +539,11 @@ def markdown_table(csv_path: str | Path, batch: int | None = None) -> str:
         "format",
         "batch",
         "weight_mb",
-        "rss_mb",
+        "load_rss_mb",
         "peak_rss_mb",
+        "prefill_ms",
         "ms_per_token",
+        "ms_per_token_iqr",
         "tokens_per_s",
     ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
