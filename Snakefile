@@ -33,3 +33,4 @@ rule all:
     default_target: True
     input:
         REPORT_OUTPUTS,
+        MODEL_OUTPUTS,

@@ -1,6 +1,7 @@
 """The Snakemake DAG: plan of the paper preset, config validation, and the smoke run end to end."""
 
 import json
+import os
 
 import pytest
 import yaml
@@ -94,3 +95,32 @@ def test_rerun_semantics(smoke_workdir, tmp_path):
     counts = job_counts(snakemake(smoke_workdir, "-n", "--configfile", str(changed), check=True).stdout)
     assert counts.get("tokenizer") == 1 and counts.get("tokenize") == 2 and counts.get("pretrain") == 4
     assert "prepare" not in counts
+
+
+@pytest.mark.slow
+def test_deleted_model_reruns_only_its_seed_chain(smoke_workdir, tmp_path):
+    """Deleting one seed's weights plans that seed's pretrain and what reads its model, nothing else."""
+    model = smoke_workdir / "results/pretrain/synthetic/ternary/seed1/model.safetensors"
+    kept = tmp_path / "model.safetensors"
+    os.replace(model, kept)  # a rename keeps the mtime, so putting it back restores the state
+    try:
+        r = snakemake(smoke_workdir, "-n", "--configfile", "workflow/presets/smoke.yaml", check=True)
+    finally:
+        os.replace(kept, model)
+    counts = job_counts(r.stdout)
+    assert {k: counts.get(k) for k in ("pretrain", "evaluate", "finetune", "sparsity")} == {
+        "pretrain": 1,
+        "evaluate": 1,
+        "finetune": 1,  # the smoke preset fine-tunes MRPC only
+        "sparsity": 1,
+    }, counts
+    for untouched in ("prepare", "tokenizer", "tokenize", "convergence", "bench"):
+        assert untouched not in counts, counts  # bench reads seed 0 only
+    jobs = r.stdout.split("\nrule ")
+    planned_seeds = {
+        w for j in jobs for w in ("seed0", "seed1") if j.startswith(("pretrain", "evaluate")) and w in j
+    }
+    assert planned_seeds == {"seed1"}, r.stdout[-3000:]
+    assert any(k.startswith("report") for k in counts)  # the notebooks that read it are redone
+    again = snakemake(smoke_workdir, "-n", "--configfile", "workflow/presets/smoke.yaml", check=True)
+    assert "Nothing to be done" in again.stdout + again.stderr  # the model is back: state restored
