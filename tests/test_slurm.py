@@ -9,8 +9,11 @@ tmp dir (fine for a single-node cluster), or $TERNARYLM_SLURM_TMP.
 
 from __future__ import annotations
 
+import csv
 import functools
+import hashlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -154,6 +157,51 @@ def smoke_on_slurm(slurm_workdir: Path) -> tuple[Path, subprocess.CompletedProce
     return slurm_workdir, r, time.perf_counter() - t0
 
 
+@pytest.fixture(scope="module")
+def smoke_local(tmp_path_factory) -> Path:
+    """The same smoke DAG run locally (no SLURM): the reference for the cluster's outputs."""
+    wd = copy_workflow(tmp_path_factory.mktemp("local"))
+    snakemake(wd, "--cores", "2", "--configfile", SMOKE, check=True)
+    return wd
+
+
+# fields that measure the machine, not the computation (timings, throughput)
+VOLATILE = re.compile(r"seconds|per_s|elapsed|wall|date|time", re.I)
+COMPUTED = ("tokenizer", "tokens", "pretrain", "eval", "finetune", "sparsity")  # bench: timings only
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _strip(obj):
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if not VOLATILE.search(k)}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
+def computed(path: Path) -> object:
+    """One artifact's content without timings: JSON/CSV parsed, anything else (weights, tokens) by hash."""
+    if path.suffix == ".json":
+        return _strip(json.loads(path.read_text()))
+    if path.suffix == ".csv":
+        with path.open(newline="") as f:
+            return [_strip(row) for row in csv.DictReader(f)]
+    return sha256(path)
+
+
+def computed_outputs(results: Path) -> dict[str, object]:
+    """{path under results/: computed(path)} of every artifact the DAG computed (bench: timings only)."""
+    return {
+        str(p.relative_to(results)): computed(p)
+        for sub in COMPUTED
+        for p in sorted((results / sub).rglob("*"))
+        if p.is_file()
+    }
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
 @pytest.mark.skipif(not cluster_up(), reason=NO_CLUSTER)
@@ -183,6 +231,24 @@ def test_smoke_dag_runs_through_slurm(smoke_on_slurm):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.skipif(not cluster_up(), reason=NO_CLUSTER)
+def test_slurm_outputs_equal_the_local_run(smoke_on_slurm, smoke_local):
+    """Same seeds, same CPU threads: every computed artifact of the SLURM run equals the local run's
+    (model weights bit for bit; metrics, evaluations, fine-tuning and sparsity tables field by field)."""
+    wd, r, _ = smoke_on_slurm
+    if r.returncode != 0:
+        pytest.skip("the smoke DAG did not run through SLURM")
+    on_slurm, local = computed_outputs(wd / "results"), computed_outputs(smoke_local / "results")
+    assert sorted(on_slurm) == sorted(local)
+    models = [k for k in local if k.endswith("model.safetensors")]
+    assert len(models) == 5 and any(k.startswith("eval/") for k in local), sorted(local)
+    differ = [k for k in local if on_slurm[k] != local[k]]
+    print(f"SLURM vs local: {len(local)} artifacts compared ({len(models)} models), {len(differ)} differ")
+    assert not differ, {k: (on_slurm[k], local[k]) for k in differ[:3]}
+
+
 def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
     end = time.time() + timeout
     while time.time() < end:
@@ -197,9 +263,10 @@ def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None
 @pytest.mark.slurm
 @pytest.mark.slow
 @pytest.mark.skipif(not cluster_up(), reason=NO_CLUSTER)
-def test_cancelled_pretrain_is_resubmitted_and_resumes(smoke_on_slurm, tmp_path):
-    """scancel a running pretrain job after its first checkpoint: Snakemake resubmits it (retries) and
-    the new SLURM job resumes from the checkpoint instead of starting over."""
+def test_cancelled_pretrain_is_resubmitted_and_resumes(smoke_on_slurm, smoke_local, tmp_path):
+    """scancel a running pretrain job after its first checkpoint: Snakemake resubmits it (retries), the
+    new SLURM job resumes from the checkpoint instead of starting over, and it ends with the weights of
+    an uninterrupted run of the same job."""
     wd, first, _ = smoke_on_slurm
     if first.returncode != 0:
         pytest.skip("the smoke DAG did not run through SLURM")
@@ -259,3 +326,25 @@ def test_cancelled_pretrain_is_resubmitted_and_resumes(smoke_on_slurm, tmp_path)
     assert f"step {total}/{total}" in log
     assert (wd / target).exists()
     assert slurm_states([first_id]).get(first_id, "CANCELLED").startswith("CANCELLED")
+    # the same job run locally without interruption: identical weights and loss curve
+    t0 = time.perf_counter()
+    snakemake(
+        smoke_local,
+        target,
+        "--forcerun",
+        "pretrain",
+        "--cores",
+        "2",
+        "--configfile",
+        SMOKE,
+        str(longer),
+        check=True,
+    )
+    print(f"uninterrupted reference run: {time.perf_counter() - t0:.0f} s")
+    run_dir = "results/pretrain/synthetic/ternary/seed0"
+    assert sha256(wd / run_dir / "model.safetensors") == sha256(smoke_local / run_dir / "model.safetensors")
+    resumed_rows = computed_outputs(wd / "results")[f"{run_dir.removeprefix('results/')}/metrics.csv"]
+    reference_rows = computed_outputs(smoke_local / "results")[
+        f"{run_dir.removeprefix('results/')}/metrics.csv"
+    ]
+    assert resumed_rows == reference_rows and len(reference_rows) >= 10
