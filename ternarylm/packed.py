@@ -72,9 +72,11 @@ def int8_matmul(xq: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     """``xq @ codes.T`` as float32 for int8 ``xq`` (M, in) and int8 ternary ``codes`` (out, in), exactly.
 
     Runs as a float32 GEMM on the integer values (the codes converted one layer at a time, so RAM
-    holds them as int8): bit for bit ``torch._int_mm``'s int32 result, and on CPU faster at every
-    batch size (measured on 2 cores, 768x2048: 0.21 vs 0.52 ms at M=1, 1.2 vs 16 ms at M=32;
-    ``torch._int_mm`` on CPU costs ~0.5 ms per row). Wider inputs fall back to ``torch._int_mm``.
+    holds them as int8): bit for bit ``torch._int_mm``'s int32 result. On CPU ``torch._int_mm``
+    costs ~0.5 ms per row of a 768x2048 layer (2 cores), so this is what makes batches affordable:
+    paper-size packed decoding at batch 32 took 168 instead of 1136 ms/token (2 cores, same
+    machine and minute); at batch 1 the two were within run-to-run noise (51-79 ms/token on a
+    noisy machine). Wider inputs, where float32 could round, fall back to ``torch._int_mm``.
     """
     if codes.shape[-1] < EXACT_FLOAT_IN:
         return F.linear(xq.float(), codes.float())
