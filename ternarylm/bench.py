@@ -18,8 +18,10 @@ Rows are variant x format x batch:
 Columns: weight_mb = bytes of the weights in that format (file size for GGUF / packed,
 tensor bytes in memory for torch), MB = 10^6 bytes; rss_mb = resident memory of the measuring
 process after decoding (model, KV cache, libraries), load_rss_mb = the same right after loading,
-before any forward, peak_rss_mb = its peak (loading and conversion transients included), base_rss_mb = the process before loading the model (Python +
-libraries: ~250 MB with torch, ~45 MB with llama-cpp-python alone);
+before any forward, peak_rss_mb = its peak (loading and conversion transients included),
+base_rss_mb = the process before loading the model (Python + libraries: ~250 MB with torch,
+~45 MB with llama-cpp-python alone); gpu_load_mb / gpu_peak_mb = on CUDA only, torch's allocated
+GPU memory after loading and its peak while decoding that batch (``max_memory_allocated``);
 ms_per_token = decode time per step with the KV cache after a ``prompt_tokens`` prefill, median
 of ``repeats`` runs after ``warmup`` runs, and ms_per_token_iqr its interquartile range over those
 runs (a format whose single run takes longer than ``budget_s / repeats`` gets fewer runs, but never
@@ -85,6 +87,8 @@ COLUMNS = [
     "rss_mb",
     "peak_rss_mb",
     "base_rss_mb",
+    "gpu_load_mb",
+    "gpu_peak_mb",
     "prefill_ms",
     "ms_per_token",
     "ms_per_token_iqr",
@@ -245,6 +249,8 @@ def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
         weight_mb = _tensor_mb(model)
     model = model.to(device).eval()
     load_rss = _current_rss_mb()
+    cuda = device.type == "cuda"
+    gpu_load = torch.cuda.memory_allocated(device) / 1e6 if cuda else None
     n_params = int(spec["n_params"])
     gen = torch.Generator().manual_seed(spec["seed"])
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -280,8 +286,14 @@ def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
             return t1 - t0, time.perf_counter() - t1
 
         fn = once_nocache if fmt == "torch-nocache" else once
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
         prefill, decode, n = _timed(fn, spec["warmup"], spec["repeats"], spec["budget_s"])
-        rows.append(_row(spec, batch, n_params, weight_mb, base, load_rss, prefill, decode, n))
+        row = _row(spec, batch, n_params, weight_mb, base, load_rss, prefill, decode, n)
+        if cuda:
+            row["gpu_load_mb"] = round(gpu_load, 1)
+            row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 1e6, 1)
+        rows.append(row)
     return rows
 
 
@@ -329,6 +341,8 @@ def _row(spec, batch, n_params, weight_mb, base, load_rss, prefill, decodes, rep
         "rss_mb": round(_current_rss_mb(), 1),
         "peak_rss_mb": round(_rss_mb(), 1),
         "base_rss_mb": round(base, 1),
+        "gpu_load_mb": "",  # CUDA only: torch.cuda.memory_allocated after loading
+        "gpu_peak_mb": "",  # CUDA only: torch.cuda.max_memory_allocated while decoding that batch
         "prefill_ms": round(1000 * prefill, 3),
         "ms_per_token": round(ms, 3),
         "ms_per_token_iqr": round(iqr(per_token), 3),
