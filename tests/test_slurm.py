@@ -1,5 +1,6 @@
 """SLURM execution: the profiles' GPU requests (dry run, no cluster needed), and the smoke DAG run
-through a real SLURM cluster, including a cancelled pretrain job that is resubmitted and resumes.
+through a real SLURM cluster: every artifact compared with the same DAG run locally, and a cancelled
+pretrain job that is resubmitted, resumes, and ends with the weights of an uninterrupted run.
 
 The cluster tests need `sinfo` to answer and a partition named `debug` (the single-node cluster that
 .ci/slurm.sh starts with ../shared/cluster/local-slurm.sh); otherwise they are skipped. The jobs run
@@ -243,7 +244,8 @@ def test_slurm_outputs_equal_the_local_run(smoke_on_slurm, smoke_local):
     on_slurm, local = computed_outputs(wd / "results"), computed_outputs(smoke_local / "results")
     assert sorted(on_slurm) == sorted(local)
     models = [k for k in local if k.endswith("model.safetensors")]
-    assert len(models) == 5 and any(k.startswith("eval/") for k in local), sorted(local)
+    # 2 twins x 2 seeds (the smoke preset's convergence corpus is its main one: no extra runs)
+    assert len(models) == 4 and any(k.startswith("eval/") for k in local), sorted(local)
     differ = [k for k in local if on_slurm[k] != local[k]]
     print(f"SLURM vs local: {len(local)} artifacts compared ({len(models)} models), {len(differ)} differ")
     assert not differ, {k: (on_slurm[k], local[k]) for k in differ[:3]}
@@ -343,8 +345,8 @@ def test_cancelled_pretrain_is_resubmitted_and_resumes(smoke_on_slurm, smoke_loc
     print(f"uninterrupted reference run: {time.perf_counter() - t0:.0f} s")
     run_dir = "results/pretrain/synthetic/ternary/seed0"
     assert sha256(wd / run_dir / "model.safetensors") == sha256(smoke_local / run_dir / "model.safetensors")
-    resumed_rows = computed_outputs(wd / "results")[f"{run_dir.removeprefix('results/')}/metrics.csv"]
-    reference_rows = computed_outputs(smoke_local / "results")[
-        f"{run_dir.removeprefix('results/')}/metrics.csv"
-    ]
-    assert resumed_rows == reference_rows and len(reference_rows) >= 10
+    resumed, reference = (
+        computed(wd / run_dir / "metrics.csv"),
+        computed(smoke_local / run_dir / "metrics.csv"),
+    )
+    assert resumed == reference and len(reference) >= 3  # every validation row, before and after the cancel
