@@ -253,7 +253,7 @@ def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
     gpu_load = torch.cuda.memory_allocated(device) / 1e6 if cuda else None
     n_params = int(spec["n_params"])
     gen = torch.Generator().manual_seed(spec["seed"])
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     rows = []
     for batch in spec["batches"]:
         prompt = torch.randint(5, spec["vocab_size"], (batch, spec["prompt_tokens"]), generator=gen).to(

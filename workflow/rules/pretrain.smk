@@ -82,12 +82,13 @@ rule convergence:
         pretrain_cmd(" --epochs {params.epochs}")
 
 
+# (corpus, variant, seed) of every pretraining run: the twins x seeds, then F1's convergence runs
+PRETRAIN_RUNS = [(MAIN, v, s) for v in VARIANTS for s in SEEDS] + convergence_runs()
 PRETRAIN_OUTPUTS = [
-    R("pretrain", MAIN, v, f"seed{s}", "metrics.csv") for v in VARIANTS for s in SEEDS
-] + [R("pretrain", c, v, f"seed{s}", "metrics.csv") for c, v, s in convergence_runs()]
+    R("pretrain", c, v, f"seed{s}", "metrics.csv") for c, v, s in PRETRAIN_RUNS
+]
 # every trained model: deliverables of the pipeline, and targets of `rule all` so that a deleted
 # model is retrained (Snakemake recreates a missing file only when some target needs it)
 MODEL_OUTPUTS = [
-    R("pretrain", c, v, f"seed{s}", "model.safetensors")
-    for c, v, s in [(MAIN, v, s) for v in VARIANTS for s in SEEDS] + convergence_runs()
+    R("pretrain", c, v, f"seed{s}", "model.safetensors") for c, v, s in PRETRAIN_RUNS
 ]
