@@ -235,15 +235,19 @@ def generate_llamacpp(
 def load_torch_model(path: str | Path, dtype: str = "fp32", packed_mode: str = "int8") -> torch.nn.Module:
     """A model dir (QAT/fp32 checkpoint) or a packed .safetensors file, on CPU, in eval mode."""
     import torch
+    from safetensors import SafetensorError
 
     from ternarylm.model import load_model
     from ternarylm.packed import load_packed
 
     path = Path(path)
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    if path.is_file():
+    if not path.is_file():
+        return load_model(path).to(torch_dtype)
+    try:
         return load_packed(path, mode=packed_mode, dtype=torch_dtype)
-    return load_model(path).to(torch_dtype)
+    except (SafetensorError, OSError, RuntimeError, KeyError, ValueError) as e:
+        raise UserError(f"{path}: not a readable packed model ({str(e).strip()[:200]})") from e
 
 
 def load_wordpiece(path: str | Path):

@@ -237,6 +237,15 @@ def test_generate_rejects_tokenizer_larger_than_model(gen_setup, capfd):
     assert "tok.json" in _one_error_line(capfd)
 
 
+def test_broken_packed_model_is_one_line(gen_setup, capfd):
+    packed = gen_setup / "p.safetensors"
+    packed.write_bytes(b"\x00" * 64)
+    argv = _gen_argv(gen_setup)
+    argv[argv.index("--model") + 1] = str(packed)
+    assert main(argv) == 2
+    assert str(packed) in _one_error_line(capfd)
+
+
 def test_unwritable_output_is_one_line(gen_setup, capfd):
     (gen_setup / "afile").write_text("x")
     assert main(_gen_argv(gen_setup, "--out", str(gen_setup / "afile" / "g.json"))) == 2
