@@ -34,7 +34,7 @@ def encode_docs(tok, docs: list[str]) -> np.ndarray:
 def load_tokens(bin_path: str | Path, vocab_size: int | None = None) -> np.ndarray:
     """Memory-map a token stream written by this stage (checked against its .json meta).
 
-    Every id must be below the vocab of the .json (and ``vocab_size``, the model's, when given):
+    Every id must be below the vocab of the .json (at most ``vocab_size``, the model's, when given):
     checked once here rather than as an IndexError deep inside training.
     """
     bin_path = Path(bin_path)
@@ -54,9 +54,10 @@ def load_tokens(bin_path: str | Path, vocab_size: int | None = None) -> np.ndarr
             f"{bin_path}: {arr.shape[0]} tokens but its .json says {meta['n_tokens']} (rerun tokenize)"
         )
     meta_vocab = int(meta["vocab_size"])
-    if vocab_size is not None and vocab_size != meta_vocab:
+    # a model may pad its vocab (a multiple of 64 for the GPU), never have fewer ids than the stream
+    if vocab_size is not None and meta_vocab > vocab_size:
         raise UserError(
-            f"{bin_path}: tokenized with a vocab of {meta_vocab}, the model has {vocab_size} "
+            f"{bin_path}: tokenized with a vocab of {meta_vocab}, the model has only {vocab_size} "
             f"(tokenizer and model do not match)"
         )
     top = int(arr.max())

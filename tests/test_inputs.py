@@ -164,14 +164,15 @@ def test_token_files_are_checked_once_at_load(tmp_path):
         load_tokens(big)
     ok = _tokens(tmp_path / "ok.bin", np.arange(10))
     with pytest.raises(UserError, match=r"ok\.bin.*do not match"):
-        load_tokens(ok, vocab_size=VOCAB * 2)
+        load_tokens(ok, vocab_size=VOCAB // 2)
+    assert len(load_tokens(ok, vocab_size=VOCAB * 2)) == 10  # a padded model vocab is fine
     (tmp_path / "dir.bin").mkdir()
     with pytest.raises(UserError, match=r"dir\.bin"):
         load_tokens(tmp_path / "dir.bin")
 
 
 def test_evaluate_rejects_tokens_of_another_vocab(run_dir, capfd):
-    _tokens(run_dir / "val.bin", np.arange(100) % 50, vocab=50)
+    _tokens(run_dir / "val.bin", np.arange(100) % 80, vocab=80)  # ids past the model's 64
     assert _evaluate(run_dir) == 2
     assert "val.bin" in _one_error_line(capfd)
 
@@ -334,6 +335,13 @@ def test_stale_temporaries_are_removed_live_ones_kept(tmp_path):
     write_json(tmp_path / "x.json", {"a": 1})
     assert not dead.exists() and not legacy.exists()
     assert live.exists() and other.exists()
+
+
+def test_permission_denied_names_the_file(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(UserError, match=rf"cannot write {target}: Permission denied"):
+        with atomic_path(target):
+            raise PermissionError(errno.EACCES, "Permission denied")
 
 
 @pytest.mark.parametrize(
