@@ -17,6 +17,7 @@ from ternarylm.io import EXTRAS, UserError, load_config, setup_logging
 
 # stage -> (module, help)
 STAGES: dict[str, tuple[str, str]] = {
+    "check-config": ("ternarylm.config", "validate config.yaml + --configfile presets as Snakemake would"),
     "prepare": (
         "ternarylm.data",
         "write a corpus' train/val text from HF, local files or the synthetic corpus",

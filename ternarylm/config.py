@@ -5,7 +5,9 @@ Torch-free on purpose: the Snakefile and the report environment import it.
 
 from __future__ import annotations
 
+import argparse
 import copy
+import logging
 import math
 import os
 from collections.abc import Iterator
@@ -78,8 +80,6 @@ def _floats(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, float]
 
 def check_cross_fields(config: dict[str, Any], source: str = "config") -> None:
     """Checks the schema cannot express; the Snakefile calls this at parse time after ``validate``."""
-    from ternarylm.tokenizer import MIN_VOCAB_SIZE
-
     for key, value in _floats(config):
         # YAML's .nan/.inf pass every JSON-schema bound (comparisons with NaN are false)
         if not math.isfinite(value):
@@ -91,13 +91,6 @@ def check_cross_fields(config: dict[str, Any], source: str = "config") -> None:
             raise UserError(f"{source}: model.n_heads ({h}) must divide model.d_model ({d})")
         if (d // h) % 2:  # RoPE rotates pairs of channels
             raise UserError(f"{source}: head size d_model/n_heads = {d // h} must be even (RoPE)")
-    tok = config.get("tokenizer") or {}
-    vocab = tok.get("vocab_size")
-    if not tok.get("pretrained") and isinstance(vocab, int) and vocab < MIN_VOCAB_SIZE:
-        raise UserError(
-            f"{source}: tokenizer.vocab_size {vocab} is below {MIN_VOCAB_SIZE} "
-            f"(5 special tokens + each lowercase letter as a word start and as a ##continuation)"
-        )
     if "results_dir" in config:
         _check_results_dir(config["results_dir"], source)
 
@@ -118,3 +111,29 @@ def validate_config(config: dict[str, Any], source: str = "config", partial: boo
     validate_schema(config, source, partial)
     check_cross_fields(config, source)
     return config
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``, section by section (Snakemake's ``--configfile`` rule)."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+# `ternarylm check-config`: what Snakemake would run with, checked before it parses anything --
+# its own message for a YAML error names neither the file nor the line
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--configfile", nargs="*", default=[], type=Path, help="presets/overrides, as given to snakemake"
+    )
+
+
+def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    from ternarylm.io import load_config
+
+    for path in args.configfile:
+        config = merge(config, load_config(path))
+    sources = " + ".join(map(str, [args.config, *args.configfile]))
+    validate_config(config, sources)
+    logging.getLogger("ternarylm.config").info("%s: valid", sources)

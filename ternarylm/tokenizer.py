@@ -20,23 +20,18 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from ternarylm.io import UserError, write_text
 
-if TYPE_CHECKING:  # imported lazily: ternarylm.config (torch- and tokenizers-free) reads SPECIALS
-    from tokenizers import Tokenizer
-
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
-# floor checked at parse time; the real minimum is 5 + the train split's alphabet (learn_vocab)
-MIN_VOCAB_SIZE = len(SPECIALS) + 2 * 26  # each lowercase letter as a word start and as ##continuation
 log = logging.getLogger("ternarylm.tokenizer")
 
 
 def _bert_tokenizer(vocab: dict[str, int], lowercase: bool) -> Tokenizer:
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-
     tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -126,8 +121,6 @@ def train_tokenizer(docs: Iterable[str], vocab_size: int, lowercase: bool = True
 
 
 def _read_tokenizer(path: Path) -> Tokenizer:
-    from tokenizers import Tokenizer
-
     if not path.is_file():
         raise UserError(f"missing tokenizer: {path}" if not path.exists() else f"{path}: not a file")
     try:
@@ -156,8 +149,6 @@ def load_pretrained(path: str | Path) -> Tokenizer:
     only the pieces matter, not their ids.
     """
     import json
-
-    from tokenizers import Tokenizer
 
     path = Path(path)
     _read_tokenizer(path)  # one clear line for a missing or unreadable file

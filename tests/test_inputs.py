@@ -4,6 +4,7 @@ Each is one clear line naming the key or file and exit status 2 -- never a trace
 
 import errno
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,13 @@ EVAL_CFG = {
     "train": {"label_smoothing": 0.1, "batch_size": 4, "device": "cpu", "precision": "fp32"},
     "evaluate": {"train_batches": 2, "val_batches": 2},
 }
+
+
+@pytest.fixture(autouse=True)
+def _forget_cli_logging():
+    """main() points the root logger at this test's captured stderr, which pytest closes after it."""
+    yield
+    logging.root.handlers.clear()
 
 
 def _tokens(path: Path, ids: np.ndarray, vocab: int = VOCAB) -> Path:
@@ -98,14 +106,26 @@ def test_results_dir_under_a_file_is_rejected(run_dir, capfd):
 
 
 def test_presets_pass_and_package_schema_is_the_workflow_schema():
-    from ternarylm.config import SCHEMA_PATH, validate_config
+    from ternarylm.config import SCHEMA_PATH, merge, validate_config
 
     assert SCHEMA_PATH.resolve().samefile(ROOT / "workflow" / "schemas" / "config.schema.yaml")
     for preset in (None, "smoke.yaml", "realdata-mini.yaml"):
-        cfg = load_config(ROOT / "config.yaml")
-        for k, v in (load_config(ROOT / "workflow" / "presets" / preset) if preset else {}).items():
-            cfg[k] = {**cfg[k], **v} if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
-        validate_config(cfg, str(preset))
+        override = load_config(ROOT / "workflow" / "presets" / preset) if preset else {}
+        validate_config(merge(load_config(ROOT / "config.yaml"), override), str(preset))
+
+
+def test_check_config_names_the_broken_preset(tmp_path, capfd):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lr: [1,\n")
+    root = str(ROOT / "config.yaml")
+    assert main(["check-config", "--config", root, "--configfile", str(bad)]) == 2
+    assert f"{bad}:3:1" in _one_error_line(capfd)
+    heads = tmp_path / "heads.yaml"
+    heads.write_text("model: {n_heads: 5}\n")
+    assert main(["check-config", "--config", root, "--configfile", str(heads)]) == 2
+    assert "model.n_heads (5) must divide model.d_model (768)" in _one_error_line(capfd)
+    smoke = str(ROOT / "workflow" / "presets" / "smoke.yaml")
+    assert main(["check-config", "--config", root, "--configfile", smoke]) == 0
 
 
 def test_yaml_syntax_error_is_one_line_naming_the_file(tmp_path):
