@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import glob
 import importlib
 import json
 import logging
@@ -67,7 +68,7 @@ def remove_stale_temporaries(path: Path) -> None:
     A temporary names its writer (``.NAME.PID@HOST.XXXX.tmp``), so a live writer's file is kept.
     """
     pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)@([^.]+)\.[^.]+\.tmp$")
-    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         m = pattern.match(tmp.name)
         with contextlib.suppress(OSError):
             if m and m.group(2) == _HOST:
@@ -77,10 +78,6 @@ def remove_stale_temporaries(path: Path) -> None:
             if stale:
                 tmp.unlink()
                 logging.getLogger("ternarylm").info("removed stale temporary %s", tmp)
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?[])", r"[\1]", name)
 
 
 def _write_error(path: Path, e: BaseException) -> UserError | None:
