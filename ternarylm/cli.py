@@ -12,10 +12,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ternarylm.io import UserError, load_config, setup_logging
+from ternarylm.config import validate_config
+from ternarylm.io import EXTRAS, UserError, load_config, setup_logging
 
 # stage -> (module, help)
 STAGES: dict[str, tuple[str, str]] = {
+    "check-config": ("ternarylm.config", "validate config.yaml + --configfile presets as Snakemake would"),
     "prepare": (
         "ternarylm.data",
         "write a corpus' train/val text from HF, local files or the synthetic corpus",
@@ -60,8 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser(stage).parse_args(argv)
         setup_logging(args.verbose)
-        config = load_config(args.config)
+        # same schema + cross-field checks as the Snakefile; sections a stage does not get may be absent
+        config = validate_config(load_config(args.config), str(args.config), partial=True)
         importlib.import_module(STAGES[args.stage][0]).run(args, config)
+    except ModuleNotFoundError as e:
+        if e.name not in EXTRAS:
+            raise
+        setup_logging()
+        log.error("%s is not installed: pip install 'ternarylm[%s]'", e.name, EXTRAS[e.name])
+        return 2
     except UserError as e:
         setup_logging()
         log.error("%s", e)

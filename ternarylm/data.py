@@ -51,6 +51,8 @@ def read_text_file(path: Path) -> str:
     """Read UTF-8 text (BOM stripped) with one clear error line for user-side problems."""
     if not path.exists():
         raise UserError(f"missing data file: {path}")
+    if not path.is_file():
+        raise UserError(f"{path}: not a data file (a directory?)")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:

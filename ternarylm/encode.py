@@ -31,17 +31,38 @@ def encode_docs(tok, docs: list[str]) -> np.ndarray:
     return np.asarray(ids, dtype=np.uint16)
 
 
-def load_tokens(bin_path: str | Path) -> np.ndarray:
-    """Memory-map a token stream written by this stage (checked against its .json meta)."""
+def load_tokens(bin_path: str | Path, vocab_size: int | None = None) -> np.ndarray:
+    """Memory-map a token stream written by this stage (checked against its .json meta).
+
+    Every id must be below the vocab of the .json (at most ``vocab_size``, the model's, when given):
+    checked once here rather than as an IndexError deep inside training.
+    """
     bin_path = Path(bin_path)
-    meta = read_json(bin_path.with_suffix(".json"))
     if not bin_path.exists():
         raise UserError(f"missing token file: {bin_path}")
+    if not bin_path.is_file():
+        raise UserError(f"{bin_path}: not a token file (a directory?)")
+    meta = read_json(bin_path.with_suffix(".json"))
+    size = bin_path.stat().st_size
+    if size % 2:
+        raise UserError(f"{bin_path}: {size} bytes is not a whole number of uint16 tokens (rerun tokenize)")
+    if size == 0:
+        raise UserError(f"{bin_path}: empty token file (rerun tokenize)")
     arr = np.memmap(bin_path, dtype=np.uint16, mode="r")
     if arr.shape[0] != meta["n_tokens"]:
         raise UserError(
             f"{bin_path}: {arr.shape[0]} tokens but its .json says {meta['n_tokens']} (rerun tokenize)"
         )
+    meta_vocab = int(meta["vocab_size"])
+    # a model may pad its vocab (a multiple of 64 for the GPU), never have fewer ids than the stream
+    if vocab_size is not None and meta_vocab > vocab_size:
+        raise UserError(
+            f"{bin_path}: tokenized with a vocab of {meta_vocab}, the model has only {vocab_size} "
+            f"(tokenizer and model do not match)"
+        )
+    top = int(arr.max())
+    if top >= meta_vocab:
+        raise UserError(f"{bin_path}: token id {top} is outside the vocab of {meta_vocab} (rerun tokenize)")
     return arr
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ternarylm.encode import load_tokens
-from ternarylm.io import write_json
+from ternarylm.io import UserError, write_json
 from ternarylm.model import load_model
 from ternarylm.train import TokenWindows, autocast_context, evaluate_loss, resolve_device
 
@@ -35,7 +35,7 @@ def evaluate_model(model_dir: Path, train_bin: Path, val_bin: Path, config: dict
         ("val", val_bin, ecfg.get("val_batches")),
         ("train", train_bin, ecfg.get("train_batches", 200)),
     ):
-        w = TokenWindows(load_tokens(path), L, str(path))
+        w = TokenWindows(load_tokens(path, model.cfg.vocab_size), L, str(path))
         ce, sm = evaluate_loss(model, w, bs, n_batches, ctx, device, ls)
         n_seq = min(w.n, n_batches * bs) if n_batches else w.n
         out.update(
@@ -57,6 +57,9 @@ def evaluate_model(model_dir: Path, train_bin: Path, val_bin: Path, config: dict
         )
     out["loss_ratio"] = out["val_ce"] / out["train_ce"]
     out["loss_ratio_smoothed"] = out["val_ce_smoothed"] / out["train_ce_smoothed"]
+    bad = [k for k, v in out.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:  # never publish NaN metrics (and exit 0) for a broken model
+        raise UserError(f"{model_dir}: non-finite metrics ({', '.join(bad)}); the model is broken")
     return out
 
 

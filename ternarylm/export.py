@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ternarylm.io import UserError, atomic_path, write_json
+from ternarylm.io import UserError, atomic_path, read_json, require, write_json
 
 log = logging.getLogger("ternarylm.export")
 
@@ -326,7 +326,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", help="tokenizer.json (GGUF vocab); required for gguf")
     p.add_argument("--out", required=True, help="output file (.gguf / .safetensors)")
     p.add_argument(
-        "--ternary-type", default="tq2_0", choices=TERNARY_TYPES, help="GGUF type of ternary weights"
+        "--ternary-type",
+        choices=TERNARY_TYPES,
+        help="GGUF type of ternary weights (ternary twin; default tq2_0)",
     )
     p.add_argument("--embed-type", default="f16", choices=DENSE_TYPES, help="GGUF type of embedding and head")
     p.add_argument(
@@ -351,9 +353,14 @@ def _run(args: argparse.Namespace) -> None:
     if args.format == "gguf":
         if not args.tokenizer:
             raise UserError("--tokenizer is required for --format gguf")
-        export_gguf(
-            args.model, args.out, args.tokenizer, args.ternary_type, args.embed_type, args.linear_type
-        )
+        require("gguf")
+        linear = read_json(Path(args.model) / "config.json").get("model", {}).get("linear")
+        if args.ternary_type and linear == "fp32":  # it would silently write F32 linears
+            raise UserError(
+                f"{args.model} is the fp32 twin: --ternary-type does not apply (use --linear-type)"
+            )
+        ternary_type = args.ternary_type or TERNARY_TYPES[0]
+        export_gguf(args.model, args.out, args.tokenizer, ternary_type, args.embed_type, args.linear_type)
         if args.verify:
             if not args.verify.exists():
                 raise UserError(f"missing token file: {args.verify}")

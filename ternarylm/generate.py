@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ternarylm.io import UserError, write_json
+from ternarylm.io import UserError, require, write_json
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("ternarylm.generate")
+MAX_NEW_TOKENS = 64
 
 
 def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int = 0, generator=None) -> torch.Tensor:
@@ -110,10 +111,7 @@ def _generate_torch(model, prompts, max_new_tokens, temperature, top_k, seed, st
 
 
 def _llama_cpp():
-    try:
-        import llama_cpp
-    except ImportError as e:
-        raise UserError("the llamacpp backend needs llama-cpp-python (pip install llama-cpp-python)") from e
+    llama_cpp = require("llama_cpp")
     logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's load chatter
     return llama_cpp
 
@@ -237,15 +235,19 @@ def generate_llamacpp(
 def load_torch_model(path: str | Path, dtype: str = "fp32", packed_mode: str = "int8") -> torch.nn.Module:
     """A model dir (QAT/fp32 checkpoint) or a packed .safetensors file, on CPU, in eval mode."""
     import torch
+    from safetensors import SafetensorError
 
     from ternarylm.model import load_model
     from ternarylm.packed import load_packed
 
     path = Path(path)
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    if path.is_file():
+    if not path.is_file():
+        return load_model(path).to(torch_dtype)
+    try:
         return load_packed(path, mode=packed_mode, dtype=torch_dtype)
-    return load_model(path).to(torch_dtype)
+    except (SafetensorError, OSError, RuntimeError, KeyError, ValueError) as e:
+        raise UserError(f"{path}: not a readable packed model ({str(e).strip()[:200]})") from e
 
 
 def load_wordpiece(path: str | Path):
@@ -260,6 +262,30 @@ def load_wordpiece(path: str | Path):
     return tok
 
 
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"  # argparse names the type in its messages
+    return parse
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):  # also NaN
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("torch", "llamacpp"), default="torch")
     p.add_argument("--model", required=True, help="torch: model dir or packed .safetensors; llamacpp: .gguf")
@@ -267,17 +293,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prompt", action="append", help="prompt text (repeat for several); default 'Once upon a time'"
     )
-    p.add_argument("--num-samples", type=int, default=1, help="continuations per prompt (one batch in torch)")
     p.add_argument(
-        "--max-new-tokens", type=int, default=None, help="default: config generate.max_new_tokens or 64"
+        "--num-samples",
+        type=_int_at_least(1),
+        default=1,
+        help="continuations per prompt (one batch in torch)",
     )
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--top-k", type=int, default=0, help="0 = no top-k filter")
+    p.add_argument(
+        "--max-new-tokens",
+        type=_int_at_least(1),
+        help=f"at least 1; default: config generate.max_new_tokens or {MAX_NEW_TOKENS}",
+    )
+    p.add_argument("--temperature", type=_non_negative_float, default=0.0, help="0 = greedy")
+    p.add_argument("--top-k", type=_int_at_least(0), default=0, help="0 = no top-k filter")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch/llama.cpp default)")
     p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="torch compute dtype")
     p.add_argument("--no-cache", action="store_true", help="torch: no KV cache (re-run the whole sequence)")
     p.add_argument("--out", help="also write prompts, ids, texts and timing as JSON here")
+
+
+def _check_model_fits(args, vocab: int, seq_len: int, tok, prompts: list[list[int]], max_new: int) -> None:
+    if tok.get_vocab_size() > vocab:  # ids past the model's vocab: IndexError or garbled text
+        raise UserError(
+            f"{args.tokenizer}: vocab of {tok.get_vocab_size()} does not match the model's {vocab} ({args.model})"
+        )
+    longest = max(len(p) for p in prompts) + max_new
+    if longest > seq_len:
+        log.warning(
+            "prompt + --max-new-tokens = %d tokens is longer than the %d the model was trained on: "
+            "expect degraded text past position %d",
+            longest,
+            seq_len,
+            seq_len,
+        )
 
 
 def run(args: argparse.Namespace, config: dict) -> None:
@@ -288,7 +337,9 @@ def run(args: argparse.Namespace, config: dict) -> None:
     sep = tok.token_to_id("[SEP]")
     if sep is None:
         raise UserError(f"{args.tokenizer}: no [SEP] token")
-    max_new = args.max_new_tokens or int((config or {}).get("generate", {}).get("max_new_tokens", 64))
+    max_new = args.max_new_tokens
+    if max_new is None:  # never `or`: an explicit value always wins
+        max_new = int((config or {}).get("generate", {}).get("max_new_tokens", MAX_NEW_TOKENS))
     texts = args.prompt or ["Once upon a time"]
     prompts = [[sep, *tok.encode(t).ids] for t in texts for _ in range(args.num_samples)]
     kw: dict[str, Any] = dict(temperature=args.temperature, top_k=args.top_k, seed=args.seed, stop_id=sep)
@@ -301,10 +352,13 @@ def run(args: argparse.Namespace, config: dict) -> None:
         if args.threads:
             torch.set_num_threads(args.threads)
         model = load_torch_model(args.model, args.dtype)
+        _check_model_fits(args, model.cfg.vocab_size, model.cfg.seq_len, tok, prompts, max_new)
         run_fn = lambda: generate_torch(model, prompts, max_new, use_cache=not args.no_cache, **kw)  # noqa: E731
     else:
         longest = max(len(p) for p in prompts) + max_new
         llm = LlamaCpp(args.model, n_ctx=longest, n_seq=min(len(prompts), 16), threads=args.threads)
+        n_ctx_train = llm.lc.llama_model_n_ctx_train(llm.model)
+        _check_model_fits(args, llm.n_vocab, n_ctx_train, tok, prompts, max_new)
         run_fn = lambda: generate_llamacpp(llm, prompts, max_new, **kw)  # noqa: E731
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()

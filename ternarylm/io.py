@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import glob
+import importlib
 import json
 import logging
+import math
 import os
+import re
+import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,18 +34,88 @@ class UserError(Exception):
     """A problem the user can fix (bad input file, bad config). Reported as one line, no traceback."""
 
 
+# optional dependency (import name) -> the extra that installs it
+EXTRAS = {"gguf": "deploy", "llama_cpp": "deploy", "snakemake_executor_plugin_slurm": "slurm"}
+_HOST = socket.gethostname().replace(".", "_")
+# a temporary of another host cannot be probed for life; it is stale after this long
+STALE_FOREIGN_S = 24 * 3600
+# torch.save's messages when the disk fills up mid-write
+_TORCH_WRITE_ERRORS = ("unexpected pos", "file write failed", "PytorchStreamWriter failed")
+
+
+def require(module: str, extra: str | None = None) -> Any:
+    """Import an optional dependency, or one line naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        extra = extra or EXTRAS.get(module, "dev")
+        raise UserError(f"{module} is not installed: pip install 'ternarylm[{extra}]'") from e
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete temporaries of ``path`` left by interrupted writers (killed, out of disk, ...).
+
+    A temporary names its writer (``.NAME.PID@HOST.XXXX.tmp``), so a live writer's file is kept.
+    """
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)@([^.]+)\.[^.]+\.tmp$")
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        m = pattern.match(tmp.name)
+        with contextlib.suppress(OSError):
+            if m and m.group(2) == _HOST:
+                stale = not _pid_alive(int(m.group(1)))
+            else:  # another host's writer, or a temporary from before writers were named
+                stale = time.time() - tmp.stat().st_mtime > STALE_FOREIGN_S
+            if stale:
+                tmp.unlink()
+                logging.getLogger("ternarylm").info("removed stale temporary %s", tmp)
+
+
+def _write_error(path: Path, e: BaseException) -> UserError | None:
+    """One line for a failed write a user can fix, or None for a real bug."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UserError(f"no space left on device: {path}")
+    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return UserError(f"cannot write {path}: {e.strerror}")
+    if isinstance(e, RuntimeError) and any(m in str(e) for m in _TORCH_WRITE_ERRORS):
+        return UserError(f"no space left on device (or write failed): {path}")
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if path.is_dir():
+            raise UserError(f"cannot write {path}: it is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}@{_HOST}.", suffix=".tmp", dir=path.parent
+        )
+    except OSError as e:
+        raise (_write_error(path, e) or UserError(f"cannot write {path}: {e.strerror or e}")) from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual mode
         os.replace(tmp_path, path)
+    except (OSError, RuntimeError) as e:
+        err = _write_error(path, e)
+        if err is None:
+            raise
+        raise err from e
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -50,7 +127,23 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    try:  # NaN/Infinity are not JSON: refuse them rather than write a file nothing can read
+        text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    except ValueError as e:
+        bad = ", ".join(k for k, v in _flat(obj) if isinstance(v, float) and not math.isfinite(v))
+        raise UserError(f"{path}: refusing to write non-finite values ({bad or e})") from e
+    write_text(path, text + "\n")
+
+
+def _flat(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _flat(v, f"{prefix}{k}.")
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            yield from _flat(v, f"{prefix}{i}.")
+    else:
+        yield prefix.rstrip("."), _json_default(obj) if hasattr(obj, "item") else obj
 
 
 def _json_default(o: Any) -> Any:
@@ -65,9 +158,11 @@ def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.exists():
         raise UserError(f"missing file: {path}")
+    if not path.is_file():
+        raise UserError(f"{path}: not a file")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not valid JSON ({e})") from e
 
 
@@ -91,11 +186,17 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"config file not found: {path}")
+    if not path.is_file():
+        raise UserError(f"{path}: config is not a file")
     text = path.read_text(encoding="utf-8")
     try:
         return json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise UserError(f"{path}: cannot parse config ({e})") from e
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}:{e.colno}: cannot parse config ({e.msg})") from e
+    except yaml.YAMLError as e:  # its own message spans lines and names "<unicode string>"
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise UserError(f"{path}{where}: cannot parse config ({getattr(e, 'problem', None) or e})") from e
 
 
 def setup_logging(verbose: bool = False) -> logging.Logger:

@@ -247,17 +247,32 @@ def save_model(model: TransformerLM, out_dir, extra: dict[str, Any] | None = Non
 
 
 def load_model(model_dir, device: str | torch.device = "cpu") -> TransformerLM:
-    """Load a twin written by :func:`save_model`."""
+    """Load a twin written by :func:`save_model`; a broken file is one line naming it."""
     from pathlib import Path
 
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from ternarylm.io import UserError, read_json
 
     model_dir = Path(model_dir)
     weights = model_dir / "model.safetensors"
-    if not weights.exists():
+    if not model_dir.is_dir():
+        raise UserError(f"not a model folder: {model_dir} (model.safetensors + config.json)")
+    if not weights.is_file():
         raise UserError(f"missing model weights: {weights}")
-    model = TransformerLM(ModelConfig.from_dict(read_json(model_dir / "config.json")["model"]))
-    model.load_state_dict(load_file(str(weights)))
+    try:
+        cfg = ModelConfig.from_dict(read_json(model_dir / "config.json")["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{model_dir / 'config.json'}: not a model config ({e})") from e
+    model = TransformerLM(cfg)
+    try:
+        state = load_file(str(weights))
+        model.load_state_dict(state)
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{weights}: unreadable or truncated model weights ({first[:200]})") from e
+    bad = [k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:  # e.g. a flipped exponent bit: every output would be NaN
+        raise UserError(f"{weights}: non-finite weights in {', '.join(bad[:3])} (the file is corrupt)")
     return model.to(device).eval()

@@ -120,18 +120,54 @@ def train_tokenizer(docs: Iterable[str], vocab_size: int, lowercase: bool = True
     return _bert_tokenizer({s: i for i, s in enumerate(vocab)}, lowercase)
 
 
-def load_tokenizer(path: str | Path) -> Tokenizer:
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"missing tokenizer: {path}")
+def _read_tokenizer(path: Path) -> Tokenizer:
+    if not path.is_file():
+        raise UserError(f"missing tokenizer: {path}" if not path.exists() else f"{path}: not a file")
     try:
-        tok = Tokenizer.from_file(str(path))
+        return Tokenizer.from_file(str(path))
     except Exception as e:  # tokenizers raises plain Exception on bad JSON
         raise UserError(f"{path}: not a tokenizers JSON file ({e})") from e
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    path = Path(path)
+    tok = _read_tokenizer(path)
     for i, s in enumerate(SPECIALS):
         if tok.token_to_id(s) != i:
-            raise UserError(f"{path}: special token {s} must have id {i} (got {tok.token_to_id(s)})")
+            raise UserError(
+                f"{path}: special token {s} must have id {i} (got {tok.token_to_id(s)}); "
+                f"give it as tokenizer.pretrained to the tokenizer stage, which renumbers the specials"
+            )
     return tok
+
+
+def load_pretrained(path: str | Path) -> Tokenizer:
+    """A WordPiece tokenizer.json with SPECIALS renumbered 0..4, other pieces in their old order.
+
+    bert-base-uncased has [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103; our token
+    streams, models and GGUF export assume ids 0..4. Models here are pretrained from scratch, so
+    only the pieces matter, not their ids.
+    """
+    import json
+
+    path = Path(path)
+    _read_tokenizer(path)  # one clear line for a missing or unreadable file
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    model = spec.get("model") or {}
+    if model.get("type") != "WordPiece":
+        raise UserError(
+            f"{path}: tokenizer.pretrained must be a WordPiece tokenizer, got {model.get('type')}"
+        )
+    vocab: dict[str, int] = model["vocab"]
+    missing = [s for s in SPECIALS if s not in vocab]
+    if missing:
+        raise UserError(f"{path}: WordPiece vocab lacks the special tokens {', '.join(missing)}")
+    order = SPECIALS + [p for p, _ in sorted(vocab.items(), key=lambda kv: kv[1]) if p not in SPECIALS]
+    model["vocab"] = new = {p: i for i, p in enumerate(order)}
+    for added in spec.get("added_tokens") or []:  # they carry their own ids
+        added["id"] = new.get(added["content"], added["id"])
+    spec["post_processor"] = None  # BERT's [CLS] ... [SEP] template uses the old ids
+    return Tokenizer.from_str(json.dumps(spec))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -144,8 +180,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
 
     tcfg = config["tokenizer"]
     if tcfg.get("pretrained"):
-        tok = load_tokenizer(tcfg["pretrained"])
-        tok.post_processor = None
+        tok = load_pretrained(tcfg["pretrained"])
         log.info("using pretrained tokenizer %s", tcfg["pretrained"])
     else:
         tok = train_tokenizer(read_docs(args.train_text), int(tcfg["vocab_size"]), bool(tcfg["lowercase"]))
