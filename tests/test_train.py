@@ -57,9 +57,8 @@ def tokens(tmp_path_factory):
 
 def _run(tokens, out, ckpt, variant="ternary", **kw):
     tcfg = {**TRAIN, **kw.pop("tcfg", {})}
-    return train_mod.run_pretrain(
-        tokens / "train.bin", tokens / "val.bin", out, ckpt, MODEL, tcfg, variant, 0, **kw
-    )
+    job = train_mod.PretrainJob(tokens / "train.bin", tokens / "val.bin", out, ckpt, MODEL, tcfg, variant, 0)
+    return train_mod.run_pretrain(job, **kw)
 
 
 def _weights(d):
@@ -174,16 +173,7 @@ def test_sigterm_saves_checkpoint_and_rerun_resumes(tokens, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"resumed from {tmp_path / 'ck' / 'ckpt.pt'} at step {step}" in r.stderr
-    uninterrupted = train_mod.run_pretrain(
-        tokens / "train.bin",
-        tokens / "val.bin",
-        tmp_path / "ref",
-        tmp_path / "ck_ref",
-        MODEL,
-        {**TRAIN, "epochs": 40},
-        "ternary",
-        0,
-    )
+    uninterrupted = _run(tokens, tmp_path / "ref", tmp_path / "ck_ref", tcfg={"epochs": 40})
     assert uninterrupted
     wa, wb = _weights(tmp_path / "out"), _weights(tmp_path / "ref")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
