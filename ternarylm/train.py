@@ -35,6 +35,7 @@ from ternarylm.encode import load_tokens
 from ternarylm.io import UserError, write_csv
 from ternarylm.model import ModelConfig, build_model, lm_loss, save_model
 from ternarylm.trainkit import (  # noqa: F401  (resolve_device: re-exported for evaluate, benchmarks)
+    PROGRESS_SECONDS,
     Progress,
     Timer,
     autocast_context,
@@ -47,7 +48,6 @@ from ternarylm.trainkit import (  # noqa: F401  (resolve_device: re-exported for
 )
 
 log = logging.getLogger("ternarylm.train")
-PROGRESS_SECONDS = 60.0  # a progress line at least this often, whatever log_every says
 METRIC_FIELDS = ["step", "epoch", "tokens", "train_loss", "val_loss", "val_ce", "lr", "tokens_per_s"]
 
 

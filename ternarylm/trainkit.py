@@ -17,6 +17,7 @@ import torch.nn as nn
 from ternarylm.io import UserError
 
 log = logging.getLogger("ternarylm.train")
+PROGRESS_SECONDS = 60.0  # a progress line at least this often, whatever log_every says
 
 
 def resolve_device(name: str = "auto") -> torch.device:
