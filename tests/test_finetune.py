@@ -351,3 +351,81 @@ def test_settings_defaults_and_fallbacks():
         {"finetune": {"threads": 3, "eval_batch_size": 5}, "train": {"threads": 2, "device": "cpu"}}
     )
     assert (s["threads"], s["eval_batch_size"], s["device"]) == (3, 5, "cpu")
+
+
+# --- resumable state (issue 16 items 11, 12, 17) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def other_twin(tmp_path_factory, tiny_tokenizer) -> Path:
+    from ternarylm.model import build_model, save_model
+    from ternarylm.tokenizer import load_tokenizer
+
+    vocab = load_tokenizer(tiny_tokenizer).get_vocab_size()
+    cfg = dict(
+        vocab_size=vocab, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, seq_len=48, linear="ternary"
+    )
+    out = tmp_path_factory.mktemp("twin2")
+    save_model(build_model(cfg, seed=5), out, {"variant": "ternary", "seed": 0})
+    return out
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+@pytest.mark.parametrize("change", ["lr", "backbone"])
+def test_stale_state_is_not_resumed(
+    tmp_path, tiny_twin, other_twin, tiny_tokenizer, tiny_data, caplog, change
+):
+    """Item 11: a checkpoint of another lr or backbone was resumed while metrics named the new one."""
+    cfg = {**TINY_CONFIG, "finetune": {**TINY_CONFIG["finetune"], "epochs": 2}}
+    ckpt = tmp_path / "ckpt"
+    ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt, stop_after_epoch=1)
+    twin = other_twin if change == "backbone" else tiny_twin
+    if change == "lr":
+        cfg = {**cfg, "finetune": {**cfg["finetune"], "lr": 3e-4}}
+    with caplog.at_level("INFO"):
+        m, curve = ft.finetune("mrpc", twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt)
+    assert any("belongs to another config" in r.getMessage() for r in caplog.records)
+    fresh_m, fresh = ft.finetune("mrpc", twin, tiny_tokenizer, cfg, seed=1)
+    assert _strip(curve) == _strip(fresh) and m["dev"] == fresh_m["dev"]
+
+
+def test_damaged_state_restarts_from_scratch(tmp_path, tiny_twin, tiny_tokenizer, tiny_data, caplog):
+    """Item 12 on the fine-tuning state: a truncated file is discarded (logged), never unpickled."""
+    ckpt = tmp_path / "ckpt"
+    ft.finetune("mrpc", tiny_twin, tiny_tokenizer, TINY_CONFIG, seed=1, ckpt_dir=ckpt, stop_after_epoch=1)
+    state = ckpt / "finetune_state.pt"
+    state.write_bytes(state.read_bytes()[:1000])
+    with caplog.at_level("INFO"):
+        _, curve = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, TINY_CONFIG, seed=1, ckpt_dir=ckpt)
+    assert any(str(state) in r.getMessage() and "from scratch" in r.getMessage() for r in caplog.records)
+    _, fresh = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, TINY_CONFIG, seed=1)
+    assert _strip(curve) == _strip(fresh)
+
+
+def test_second_finetune_on_one_checkpoint_dir_refuses(tmp_path, tiny_twin, tiny_tokenizer, tiny_data, capfd):
+    """Item 17: the CLI holds a lock on --ckpt DIR; a second trainer says so in one line, exit 2."""
+    import fcntl
+
+    from ternarylm.cli import main
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    cfg_path = tmp_path / "config.json"
+    cfg_path.write_text(json.dumps(TINY_CONFIG))
+    args = ["finetune", "--config", str(cfg_path), "--task", "mrpc", "--model", str(tiny_twin)]
+    args += ["--tokenizer", str(tiny_tokenizer), "--out", str(tmp_path / "ft"), "--ckpt", str(ckpt)]
+    with open(ckpt / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        rc = main(args)
+    assert rc == 2 and not (tmp_path / "ft").exists()
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "Traceback" not in err
+    assert errors[0].endswith(
+        f"{ckpt} is in use by another trainer (pid ?); stop it or wait for it to finish"
+    )
+    assert main(args) == 0 and (tmp_path / "ft" / "metrics.json").exists()
+    assert not (ckpt / "finetune_state.pt").exists()  # removed after the outputs were written
