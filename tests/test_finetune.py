@@ -280,7 +280,7 @@ TINY_CONFIG = {
 }
 
 
-def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer, tiny_data):
+def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer, tiny_data, capfd):
     from ternarylm.cli import main
 
     out = tmp_path / "ft"
@@ -304,6 +304,14 @@ def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer
         ]
     )
     assert rc == 0
+    # one progress line per epoch at least (and about one a minute within long epochs)
+    progress = [
+        line.split(": ", 1)[1]
+        for line in capfd.readouterr().err.splitlines()
+        if ": finetune mrpc ternary" in line
+    ]
+    assert progress[0].startswith("finetune mrpc ternary s3: step 7/14 (50%) loss") and "eta" in progress[0]
+    assert progress[-1].startswith("finetune mrpc ternary s3: step 14/14 (100%) loss")
     m = json.loads((out / "metrics.json").read_text())
     for key in ("task", "variant", "seed", "backbone", "selected_epoch", "dev", "test", "majority", "splits"):
         assert key in m, key

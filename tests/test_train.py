@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -66,8 +67,15 @@ def _weights(d):
 
 
 @pytest.mark.parametrize("variant", ["ternary", "fp32"])
-def test_training_learns_and_writes_artifacts(tokens, tmp_path, variant):
-    rows = _run(tokens, tmp_path / "out", tmp_path / "ckpt", variant)
+def test_training_learns_and_writes_artifacts(tokens, tmp_path, variant, caplog):
+    with caplog.at_level("INFO"):
+        rows = _run(tokens, tmp_path / "out", tmp_path / "ckpt", variant)
+    # progress: whole log lines (they render in a log file), every log_every=5 steps, with an ETA
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pretrain ")]
+    assert [int(re.search(r"step (\d+)/", m)[1]) for m in lines] == list(range(5, 55, 5))
+    assert re.fullmatch(
+        rf"pretrain {variant} s0: step 5/54 \(9%\) loss \d+\.\d{{4}} [\d.]+k? tok/s eta \d+[smh]", lines[0]
+    )
     assert (tmp_path / "out" / "model.safetensors").exists()
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())
     assert cfg["model"]["linear"] == variant and cfg["variant"] == variant
