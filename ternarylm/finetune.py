@@ -102,6 +102,7 @@ DEFAULTS: dict[str, Any] = {
     "device": None,  # null = train.device
     "threads": None,  # null = train.threads
     "keep_checkpoint": False,
+    "compile": "auto",  # auto (= on CUDA) | true | false; compiled batches are padded to fixed lengths
 }
 CURVE_FIELDS = [
     "epoch",
@@ -222,13 +223,30 @@ def encode_examples(tok: Any, examples: Sequence[Example], max_len: int) -> list
     return [encode_ids(a, b, max_len, sp["cls"], sp["sep"]) for a, b in zip(a_ids, b_ids, strict=True)]
 
 
-def pad_batch(seqs: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded (B, T) ids and the (B,) lengths."""
-    lengths = torch.tensor([len(s) for s in seqs])
-    idx = torch.full((len(seqs), int(lengths.max())), pad, dtype=torch.long)
+def bucket_length(n: int, max_len: int, smallest: int = 32) -> int:
+    """The smallest of 32, 64, 128, ... (capped at ``max_len``) that holds ``n`` tokens."""
+    length = smallest
+    while length < n:
+        length *= 2
+    return min(length, max(max_len, n))
+
+
+def pad_batch(
+    seqs: Sequence[list[int]], pad: int, bucket_max: int | None = None, rows: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (B, T) ids and the (B,) lengths. For a compiled model (``bucket_max`` set) T is
+    a bucket length and ``rows`` pads B with one-token dummy rows the caller drops from the logits.
+
+    A model compiled for fixed shapes compiles once per (B, T): with buckets it sees a handful of
+    shapes in the first epoch and none after. Padding never changes real rows (causal model,
+    per-token activation scales, masked pooling), only the cost, so eager runs keep exact lengths.
+    """
+    lengths = [len(s) for s in seqs] + [1] * max(0, (rows or 0) - len(seqs))
+    T = max(lengths) if bucket_max is None else bucket_length(max(lengths), bucket_max)
+    idx = torch.full((len(lengths), T), pad, dtype=torch.long)
     for i, s in enumerate(seqs):
         idx[i, : len(s)] = torch.tensor(s)
-    return idx, lengths
+    return idx, torch.tensor(lengths)
 
 
 # --- model ---------------------------------------------------------------------------------
@@ -296,6 +314,7 @@ def evaluate(
     pad: int,
     device: torch.device,
     precision: str,
+    bucket_max: int | None = None,
 ) -> tuple[dict[str, float], list[int]]:
     """Metrics (+ mean CE ``loss``) and predictions; batches are length-sorted to limit padding."""
     was_training = model.training
@@ -304,10 +323,11 @@ def evaluate(
     preds = [0] * len(seqs)
     loss_sum = 0.0
     for ids in _batches(len(seqs), batch_size, order):
-        idx, lengths = pad_batch([seqs[i] for i in ids], pad)
+        rows = batch_size if bucket_max else None
+        idx, lengths = pad_batch([seqs[i] for i in ids], pad, bucket_max, rows)
         y = torch.tensor([labels[i] for i in ids], device=device)
         with autocast_context(device, precision):
-            logits = model(idx.to(device), lengths.to(device))
+            logits = model(idx.to(device), lengths.to(device))[: len(ids)]
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
         for i, p in zip(ids, logits.argmax(-1).tolist(), strict=True):
             preds[i] = p
@@ -334,6 +354,17 @@ class FitJob:
     ckpt: Checkpoint | None = None  # per-epoch resumable state (locked by the caller)
     fingerprint: str = ""  # what the checkpoint must match to be resumed
     desc: str = "finetune"  # progress lines
+    compiled: nn.Module | None = None  # torch.compile'd model to call (state dicts: the plain one)
+    bucket_max: int | None = None  # pad batches to bucket lengths up to this (set when compiled)
+
+    def forward(self, model: nn.Module) -> nn.Module:
+        return model if self.compiled is None else self.compiled  # (a compiled module has no bool)
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        ft = self.ft
+        fwd = self.forward(model)
+        args = (ft["eval_batch_size"], self.pad, self.device, ft["precision"], self.bucket_max)
+        return evaluate(fwd, *self.data[split], *args)[0]
 
 
 @dataclass
@@ -411,11 +442,13 @@ def _train_epoch(model: SequenceClassifier, fit: Fit, job: FitJob, progress: Pro
     lr_now = fit.sched.get_last_lr()[0]
     tick, seen_at_tick = Timer(PROGRESS_SECONDS), 0
     step = fit.epoch * fit.steps_per_epoch
+    fwd = job.forward(model)
     for ids in bucketed_batches([len(x) for x in train_x], ft["batch_size"], gen):
-        idx, lengths = pad_batch([train_x[i] for i in ids], job.pad)
+        rows = ft["batch_size"] if job.bucket_max else None
+        idx, lengths = pad_batch([train_x[i] for i in ids], job.pad, job.bucket_max, rows)
         y = torch.tensor([train_y[i] for i in ids], device=device)
         with autocast_context(device, ft["precision"]):
-            logits = model(idx.to(device), lengths.to(device))
+            logits = fwd(idx.to(device), lengths.to(device))[: len(ids)]
         loss = F.cross_entropy(logits.float(), y, weight=fit.weight)
         fit.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -450,9 +483,7 @@ def _epoch_row(
         "train_loss": train_loss,
     }
     for split in ("heldout", "dev"):
-        m, _ = evaluate(
-            model, *job.data[split], job.ft["eval_batch_size"], job.pad, job.device, job.ft["precision"]
-        )
+        m = job.evaluate(model, split)
         row.update({f"{split}_{k}": m[k] for k in ("loss", "accuracy", "f1", "mcc", "f1_acc")})
     return row
 
@@ -600,9 +631,7 @@ def _final_metrics(model: SequenceClassifier, job: FitJob, metrics: dict[str, An
     for split in ("heldout", "dev", "test"):
         if split not in job.data:
             continue
-        m, _ = evaluate(
-            model, *job.data[split], job.ft["eval_batch_size"], job.pad, job.device, job.ft["precision"]
-        )
+        m = job.evaluate(model, split)
         metrics[split] = {"split": split, **m}
         labels = job.data[split][1]
         metrics["majority"][split] = {
@@ -647,6 +676,10 @@ def finetune(
     job = FitJob(
         task, data, ft, seed, special_ids(tok)["pad"], device, desc=f"finetune {task} {variant} s{seed}"
     )
+    if device.type == "cuda" if ft["compile"] == "auto" else ft["compile"]:
+        # fine-tuning is launch-bound on a GPU: one compiled graph per bucket length and mode
+        # (train/eval), fixed shapes (dynamic=False), all compiled in the first epoch
+        job.compiled, job.bucket_max = torch.compile(model, dynamic=False), max_len
     if ckpt_dir is not None:
         job.ckpt = Checkpoint(ckpt_dir, STATE_NAME)
         job.fingerprint = _fingerprint(job, model_dir, tokenizer_path, max_len)

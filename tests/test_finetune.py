@@ -437,3 +437,45 @@ def test_second_finetune_on_one_checkpoint_dir_refuses(tmp_path, tiny_twin, tiny
     )
     assert main(args) == 0 and (tmp_path / "ft" / "metrics.json").exists()
     assert not (ckpt / "finetune_state.pt").exists()  # removed after the outputs were written
+
+
+def test_bucket_lengths():
+    assert [ft.bucket_length(n, 128) for n in (1, 32, 33, 64, 65, 128)] == [32, 32, 64, 64, 128, 128]
+    assert ft.bucket_length(40, 48) == 48 and ft.bucket_length(60, 48) == 60  # never cuts a sequence
+    idx, lengths = ft.pad_batch([[5, 6, 7]], pad=0, bucket_max=128, rows=4)
+    assert idx.shape == (4, 32) and lengths.tolist() == [3, 1, 1, 1] and idx[0, 3:].eq(0).all()
+    assert ft.pad_batch([[5, 6, 7]], pad=0)[0].shape == (1, 3)  # eager: exact lengths
+
+
+def test_compiled_finetuning_stops_compiling_after_the_first_epoch(
+    tmp_path, tiny_twin, tiny_tokenizer, tiny_data, monkeypatch
+):
+    """Item 4: with fixed bucket lengths the compiled model sees no new shape after epoch 1.
+
+    Every graph Dynamo compiles (first compile or recompile) passes through the backend, so a
+    counting backend that runs the graph eagerly counts them without needing a C++ compiler."""
+    graphs = {"n": 0}
+
+    def counting_backend(gm, example_inputs):
+        graphs["n"] += 1
+        return gm.forward
+
+    real_compile, real_epoch = torch.compile, ft._train_epoch
+    at_epoch_start = []
+
+    def epoch(model, fit, job, progress):
+        at_epoch_start.append(graphs["n"])
+        return real_epoch(model, fit, job, progress)
+
+    monkeypatch.setattr(
+        torch, "compile", lambda model, **kw: real_compile(model, backend=counting_backend, **kw)
+    )
+    monkeypatch.setattr(ft, "_train_epoch", epoch)
+    torch._dynamo.reset()
+    cfg = {**TINY_CONFIG, "finetune": {**TINY_CONFIG["finetune"], "epochs": 3, "compile": True}}
+    m, curve = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1)
+    torch._dynamo.reset()
+    assert at_epoch_start[0] == 0 and at_epoch_start[1] > 0  # epoch 1 (train + eval) compiled
+    assert at_epoch_start[1] == at_epoch_start[2] == graphs["n"]  # and nothing after it
+    assert graphs["n"] <= 4  # (train, eval) x buckets (32, 48): every batch has a fixed shape
+    assert len(curve) == 3 and m["dev"]["n"] == 40
