@@ -21,8 +21,11 @@ majority-class baseline predicts the most frequent label of the training part on
 dev/test examples.
 
 bf16 autocast on CUDA (``precision``), fp32 on CPU; with a fixed seed and thread count a CPU run
-is deterministic. With ``--ckpt DIR`` the state after every epoch is saved there and a rerun
-resumes from it with the same result as an uninterrupted run.
+is deterministic. With ``--ckpt DIR`` the state after every epoch is saved there (checksummed,
+never non-finite, with a fingerprint of backbone, tokenizer, task, seed and settings; the CLI
+locks DIR) and a rerun resumes from it with the same result as an uninterrupted run. With
+``compile`` (auto: on CUDA) batches get fixed bucketed shapes so the compiled model stops
+compiling after the first epoch.
 """
 
 from __future__ import annotations

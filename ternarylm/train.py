@@ -305,14 +305,15 @@ def _loop(job: PretrainJob, plan: Plan, run: Run, ckpt: Checkpoint, fp: str, sto
             step = run.step
             is_eval = step % eval_every == 0 or step % spe == 0 or step == total
             # reading the loss is a host sync: only at log/eval steps and about once a minute
-            if step % log_every == 0 or is_eval or progress_timer.due():
+            show = step % log_every == 0 or progress_timer.due()
+            if show or is_eval:
                 train_loss = (run.loss_sum / max(run.loss_n, 1)).item()
                 if not math.isfinite(train_loss):
                     raise UserError(
                         f"non-finite training loss at step {step}; last good checkpoint kept in {ckpt.dir}"
                     )
                 tps = plan.tokens(step - step0) / max(time.perf_counter() - t0, 1e-9)
-                if step % log_every == 0 or progress_timer.due():
+                if show:
                     progress.log(step, train_loss, tps)
                     progress_timer.reset()
                 if is_eval:
