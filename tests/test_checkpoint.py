@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 
@@ -34,7 +36,11 @@ def _interrupt(tokens, tmp_path, step=13, **tcfg):  # noqa: F811
     return tmp_path / "ck" / "ckpt.pt"
 
 
-def test_resume_when_load_would_map_rng_state_off_the_cpu(tokens, tmp_path, monkeypatch, reference):  # noqa: F811
+def _resumed(caplog) -> bool:
+    return any(r.getMessage().startswith("resumed from") for r in caplog.records)
+
+
+def test_resume_when_load_would_map_rng_state_off_the_cpu(tokens, tmp_path, monkeypatch, reference, caplog):  # noqa: F811
     """Item 1. On CUDA, torch.load(map_location=device) put the CPU RNG state on the GPU and
     torch.set_rng_state raised TypeError. Stand-in here: any map_location other than "cpu" is the
     run's device, and what lands there is no CPU ByteTensor (a cast, as a GPU tensor would be)."""
@@ -49,8 +55,9 @@ def test_resume_when_load_would_map_rng_state_off_the_cpu(tokens, tmp_path, monk
         return state
 
     monkeypatch.setattr(torch, "load", load_as_on_a_gpu)
-    _run(tokens, tmp_path / "m", tmp_path / "ck")
-    assert _same(_weights(tmp_path / "m"), reference)
+    with caplog.at_level(logging.INFO):
+        _run(tokens, tmp_path / "m", tmp_path / "ck")
+    assert _resumed(caplog) and _same(_weights(tmp_path / "m"), reference)
 
 
 def test_restore_rng_accepts_a_state_that_left_the_cpu_byte_type():
@@ -101,7 +108,7 @@ def test_no_nonfinite_checkpoint_is_ever_saved(tokens, tmp_path):  # noqa: F811
     assert not (tmp_path / "m" / "model.safetensors").exists()
 
 
-def test_wall_clock_checkpoint_between_step_checkpoints(tokens, tmp_path, monkeypatch, reference):  # noqa: F811
+def test_wall_clock_checkpoint_between_step_checkpoints(tokens, tmp_path, monkeypatch, reference, caplog):  # noqa: F811
     """Item 5: a checkpoint every ckpt_minutes even when ckpt_every steps never comes; the run
     killed without a signal handler (here an exception at step 12) resumes bitwise from it."""
     real_step, calls = train_mod.train_step, {"n": 0}
@@ -117,8 +124,26 @@ def test_wall_clock_checkpoint_between_step_checkpoints(tokens, tmp_path, monkey
         _run(tokens, tmp_path / "m", tmp_path / "ck", tcfg={"ckpt_every": 10**6, "ckpt_minutes": 1e-9})
     assert torch.load(tmp_path / "ck" / "ckpt.pt", weights_only=False)["step"] == 11
     monkeypatch.setattr(train_mod, "train_step", real_step)
-    _run(tokens, tmp_path / "m", tmp_path / "ck", tcfg={"ckpt_every": 10**6, "ckpt_minutes": 1e-9})
-    assert _same(_weights(tmp_path / "m"), reference)
+    with caplog.at_level(logging.INFO):
+        _run(tokens, tmp_path / "m", tmp_path / "ck", tcfg={"ckpt_every": 10**6, "ckpt_minutes": 1e-9})
+    assert _resumed(caplog) and _same(_weights(tmp_path / "m"), reference)
+
+
+def test_sigusr1_checkpoints_and_stops(tokens, tmp_path, monkeypatch):  # noqa: F811
+    """Item 5: SLURM's --signal=USR1 warning before the time limit saves a checkpoint and exits."""
+    real_step, calls = train_mod.train_step, {"n": 0}
+
+    def signalled_at_5(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(train_mod, "train_step", signalled_at_5)
+    with pytest.raises(SystemExit) as stop:
+        _run(tokens, tmp_path / "m", tmp_path / "ck")
+    assert stop.value.code == 128 + signal.SIGUSR1
+    assert torch.load(tmp_path / "ck" / "ckpt.pt", weights_only=False)["step"] == 5
 
 
 def _hold_lock(ckpt_dir):

@@ -344,7 +344,9 @@ def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer
     assert not list(out.glob(".*.tmp"))  # atomic writes left no temporaries
 
 
-def test_cpu_runs_are_deterministic_and_resume_exactly(tmp_path, tiny_twin, tiny_tokenizer, tiny_data):
+def test_cpu_runs_are_deterministic_and_resume_exactly(
+    tmp_path, tiny_twin, tiny_tokenizer, tiny_data, caplog
+):
     cfg = {**TINY_CONFIG, "finetune": {**TINY_CONFIG["finetune"], "epochs": 3, "pooling": "mean"}}
     m1, c1 = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1)
     m2, c2 = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1)
@@ -354,7 +356,9 @@ def test_cpu_runs_are_deterministic_and_resume_exactly(tmp_path, tiny_twin, tiny
     ckpt = tmp_path / "ckpt"
     ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt, stop_after_epoch=1)
     assert (ckpt / "finetune_state.pt").exists()
-    m3, c3 = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt)
+    with caplog.at_level("INFO"):
+        m3, c3 = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt)
+    assert any(r.getMessage().startswith("resumed from") for r in caplog.records)
     assert strip(c3) == strip(c1) and m3["dev"] == m1["dev"] and m3["test"] == m1["test"]
 
 
