@@ -4,18 +4,17 @@ Fast path (the default on CUDA): bf16 autocast, SDPA attention, fused AdamW, ``t
 pinned-memory batches from the uint16 memmap and no host syncs inside a step (the loss is read
 every ``log_every`` steps). On CPU it runs eager fp32 and is deterministic for a seed.
 
-Resumability: every ``ckpt_every`` steps (and on SIGTERM/SIGUSR1, e.g. SLURM preemption) the
-model, optimizer, scheduler, RNG states, step and metrics so far are saved atomically to
-``--ckpt-dir``; rerunning the same command resumes there and gives bitwise the same result as an
-uninterrupted run on CPU. The checkpoint lives outside the rule's outputs, which Snakemake
+Resumability: every ``ckpt_minutes`` of wall-clock time, every ``ckpt_every`` steps if set, and on
+SIGTERM/SIGUSR1 (e.g. SLURM preemption) the model, optimizer, scheduler, RNG states, step and
+metrics so far are saved atomically, with a checksum, to ``--ckpt-dir`` (see checkpoint.py);
+rerunning the same command resumes there and gives bitwise the same result as an uninterrupted
+run on CPU. The checkpoint lives outside the rule's outputs, which Snakemake
 deletes when a job fails.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -23,6 +22,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,39 +30,29 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ternarylm.checkpoint import Checkpoint, is_finite, restore_rng, rng_state
 from ternarylm.encode import load_tokens
-from ternarylm.io import UserError, atomic_path, progress, write_csv
+from ternarylm.io import UserError, write_csv
 from ternarylm.model import ModelConfig, build_model, lm_loss, save_model
+from ternarylm.trainkit import (  # noqa: F401  (resolve_device: re-exported for evaluate, benchmarks)
+    PROGRESS_SECONDS,
+    Progress,
+    Timer,
+    autocast_context,
+    fingerprint,
+    make_optimizer,
+    resolve_device,
+    setup_device,
+    stop_signals,
+    threads_for_fingerprint,
+)
 
 log = logging.getLogger("ternarylm.train")
 METRIC_FIELDS = ["step", "epoch", "tokens", "train_loss", "val_loss", "val_ce", "lr", "tokens_per_s"]
 
 
-# --- device / precision / optimizer helpers (also used by finetune and the throughput benchmark)
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device: cuda requested but torch sees no CUDA GPU")
-    return torch.device(name)
-
-
-def autocast_context(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA for ``auto``; ``bf16`` forces it (CPU too); ``fp32`` disables it."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def make_optimizer(model: nn.Module, tcfg: dict[str, Any], device: torch.device) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (not norms); fused kernel on CUDA."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": tcfg["weight_decay"]},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=tcfg["lr"], betas=tuple(tcfg["betas"]), fused=device.type == "cuda")
+# resolve_device, autocast_context and make_optimizer live in trainkit (shared with finetune); they
+# are imported above and stay reachable here for evaluate and the throughput benchmark
 
 
 def make_scheduler(opt: torch.optim.Optimizer, tcfg: dict[str, Any], total_steps: int):
@@ -158,197 +148,216 @@ def evaluate_loss(
 
 
 # --- the run ----------------------------------------------------------------------------
-class _StopRequest:
-    def __init__(self) -> None:
-        self.signum: int | None = None
+@dataclass
+class PretrainJob:
+    """Everything one pretraining run reads; the CLI and the tests build one."""
 
-    def __call__(self, signum, frame) -> None:
-        self.signum = signum
-        log.warning("received signal %d: saving a checkpoint after this step", signum)
+    train_bin: Path
+    val_bin: Path
+    out_dir: Path
+    ckpt_dir: Path
+    model_cfg: dict[str, Any]
+    tcfg: dict[str, Any]
+    variant: str
+    seed: int
+    extra: dict[str, Any] | None = None  # recorded in config.json (corpus, tokenizer)
 
 
-def _fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+@dataclass
+class Plan:
+    """What the data and the config fix before the first step."""
+
+    mcfg: ModelConfig
+    train_w: TokenWindows
+    val_w: TokenWindows
+    batch_size: int
+    steps_per_epoch: int
+    total: int
+
+    def tokens(self, steps: int) -> int:
+        return steps * self.batch_size * self.mcfg.seq_len
 
 
-def run_pretrain(
-    train_bin: Path,
-    val_bin: Path,
-    out_dir: Path,
-    ckpt_dir: Path,
-    model_cfg: dict[str, Any],
-    tcfg: dict[str, Any],
-    variant: str,
-    seed: int,
-    extra: dict[str, Any] | None = None,
-    stop_after: int | None = None,
-) -> list[dict[str, Any]]:
+@dataclass
+class Run:
+    """The mutable training state: what a checkpoint saves and a resume restores."""
+
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    device: torch.device
+    step: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    loss_sum: torch.Tensor | None = None  # on device: summed without a host sync per step
+    loss_n: int = 0
+
+    def reset_loss(self) -> None:
+        self.loss_sum, self.loss_n = torch.zeros((), device=self.device), 0
+
+
+def plan_steps(job: PretrainJob) -> Plan:
+    tcfg = job.tcfg
+    mcfg = ModelConfig.from_dict({**job.model_cfg, "linear": job.variant})
+    mcfg.vocab_size = json.loads(Path(job.train_bin).with_suffix(".json").read_text())["vocab_size"]
+    train_w = TokenWindows(load_tokens(job.train_bin), mcfg.seq_len, str(job.train_bin))
+    val_w = TokenWindows(load_tokens(job.val_bin), mcfg.seq_len, str(job.val_bin))
+    bs = int(tcfg["batch_size"])
+    if train_w.n < bs:
+        raise UserError(
+            f"{job.train_bin}: {train_w.n} sequences is fewer than one batch of {bs}; lower train.batch_size"
+        )
+    steps_per_epoch = train_w.n // bs
+    total = steps_per_epoch * int(tcfg["epochs"])
+    if tcfg.get("max_steps"):
+        total = min(total, int(tcfg["max_steps"]))
+    return Plan(mcfg, train_w, val_w, bs, steps_per_epoch, max(total, 1))
+
+
+def _fingerprint(job: PretrainJob, plan: Plan, device: torch.device) -> str:
+    # what changes the result; device/threads/ckpt cadence/logging do not, except CPU threads
+    ignore = ("threads", "device", "ckpt_every", "ckpt_minutes", "log_every", "keep_checkpoint")
+    return fingerprint(
+        {
+            "model": plan.mcfg.to_dict(),
+            "train": {k: v for k, v in job.tcfg.items() if k not in ignore},
+            "threads": threads_for_fingerprint(device, job.tcfg.get("threads")),
+            "seed": job.seed,
+            "n_train": int(len(plan.train_w.tokens)),
+            "n_val": int(len(plan.val_w.tokens)),
+        }
+    )
+
+
+def _resume(run: Run, ckpt: Checkpoint, fp: str, total: int) -> None:
+    state = ckpt.load()
+    if state is None:
+        return
+    if state.get("fingerprint") != fp:
+        log.warning("checkpoint %s belongs to another config; starting from scratch", ckpt.path)
+        return
+    run.model.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optimizer"])
+    run.sched.load_state_dict(state["scheduler"])
+    restore_rng(state["rng"], run.device)
+    run.step, run.rows = state["step"], state["metrics"]
+    run.loss_sum, run.loss_n = state["loss_sum"].to(run.device), state["loss_n"]
+    log.info("resumed from %s at step %d/%d", ckpt.path, run.step, total)
+
+
+def _save(run: Run, ckpt: Checkpoint, fp: str) -> None:
+    state = {
+        "fingerprint": fp,
+        "step": run.step,
+        "model": run.model.state_dict(),
+        "optimizer": run.opt.state_dict(),
+        "scheduler": run.sched.state_dict(),
+        "rng": rng_state(run.device),
+        "metrics": run.rows,
+        "loss_sum": run.loss_sum.cpu(),
+        "loss_n": run.loss_n,
+    }
+    # a NaN can appear between two loss checks: never let it become the "last good" checkpoint
+    finite = is_finite(state["model"], run.loss_sum)
+    ckpt.save(state, finite, f"checkpoint at step {run.step}")
+
+
+def _eval_row(job: PretrainJob, plan: Plan, run: Run, fmodel, ctx, train_loss: float, tps: float):
+    tcfg = job.tcfg
+    val_ce, val_sm = evaluate_loss(
+        fmodel, plan.val_w, plan.batch_size, tcfg.get("eval_batches"), ctx, run.device,
+        float(tcfg["label_smoothing"]),
+    )  # fmt: skip
+    log.info("eval step %d: train %.4f val %.4f (plain CE %.4f)", run.step, train_loss, val_sm, val_ce)
+    return {
+        "step": run.step,
+        "epoch": round(run.step / plan.steps_per_epoch, 4),
+        "tokens": plan.tokens(run.step),
+        "train_loss": round(train_loss, 5),
+        "val_loss": round(val_sm, 5),
+        "val_ce": round(val_ce, 5),
+        "lr": run.sched.get_last_lr()[0],
+        "tokens_per_s": round(tps, 1),
+    }
+
+
+def _loop(job: PretrainJob, plan: Plan, run: Run, ckpt: Checkpoint, fp: str, stop_after: int | None):
+    tcfg, bs, spe, total = job.tcfg, plan.batch_size, plan.steps_per_epoch, plan.total
+    ctx = autocast_context(run.device, tcfg.get("precision", "auto"))
+    fmodel = maybe_compile(run.model, tcfg.get("compile", "auto"), run.device)
+    fmodel.train()
+    eval_every, log_every = int(tcfg["eval_every"]), int(tcfg["log_every"])
+    ckpt_every = int(tcfg.get("ckpt_every") or 0)
+    minutes = tcfg.get("ckpt_minutes")
+    ckpt_timer = Timer(60.0 * float(minutes) if minutes else None)
+    progress_timer = Timer(PROGRESS_SECONDS)
+    progress = Progress(f"pretrain {job.variant} s{job.seed}", total, run.step)
+    t0, step0 = time.perf_counter(), run.step
+    order, order_epoch = None, -1
+    with stop_signals() as stop:
+        while run.step < total:
+            epoch, pos = divmod(run.step, spe)
+            if epoch != order_epoch:
+                order, order_epoch = plan.train_w.order(job.seed, epoch), epoch
+            x, y = plan.train_w.batch(order[pos * bs : (pos + 1) * bs], run.device)
+            run.loss_sum += train_step(fmodel, x, y, run.opt, run.sched, tcfg, ctx)
+            run.loss_n += 1
+            run.step += 1
+            step = run.step
+            is_eval = step % eval_every == 0 or step % spe == 0 or step == total
+            # reading the loss is a host sync: only at log/eval steps and about once a minute
+            show = step % log_every == 0 or progress_timer.due()
+            if show or is_eval:
+                train_loss = (run.loss_sum / max(run.loss_n, 1)).item()
+                if not math.isfinite(train_loss):
+                    raise UserError(
+                        f"non-finite training loss at step {step}; last good checkpoint kept in {ckpt.dir}"
+                    )
+                tps = plan.tokens(step - step0) / max(time.perf_counter() - t0, 1e-9)
+                if show:
+                    progress.log(step, train_loss, tps)
+                    progress_timer.reset()
+                if is_eval:
+                    run.rows.append(_eval_row(job, plan, run, fmodel, ctx, train_loss, tps))
+                    run.reset_loss()
+                    t0, step0 = time.perf_counter(), step
+            if stop.signum is not None or (stop_after is not None and step >= stop_after):
+                _save(run, ckpt, fp)
+                raise SystemExit(128 + (stop.signum or signal.SIGTERM))
+            if step < total and ((ckpt_every and step % ckpt_every == 0) or ckpt_timer.due()):
+                _save(run, ckpt, fp)
+                ckpt_timer.reset()
+
+
+def run_pretrain(job: PretrainJob, stop_after: int | None = None) -> list[dict[str, Any]]:
     """Train and write model.safetensors, config.json, metrics.csv to ``out_dir``; return metrics rows.
 
     ``stop_after`` (tests) saves a checkpoint and raises SystemExit after that many steps.
     """
-    device = resolve_device(tcfg.get("device", "auto"))
-    if device.type == "cpu" and tcfg.get("threads"):
-        torch.set_num_threads(int(tcfg["threads"]))
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    train_tokens, val_tokens = load_tokens(train_bin), load_tokens(val_bin)
-    mcfg = ModelConfig.from_dict({**model_cfg, "linear": variant})
-    vocab = json.loads(Path(train_bin).with_suffix(".json").read_text())["vocab_size"]
-    mcfg.vocab_size = vocab
-    train_w = TokenWindows(train_tokens, mcfg.seq_len, str(train_bin))
-    val_w = TokenWindows(val_tokens, mcfg.seq_len, str(val_bin))
-    bs = int(tcfg["batch_size"])
-    if train_w.n < bs:
-        raise UserError(
-            f"{train_bin}: {train_w.n} sequences is fewer than one batch of {bs}; lower train.batch_size"
-        )
-    steps_per_epoch = train_w.n // bs
-    total = steps_per_epoch * int(tcfg["epochs"])
-    if tcfg.get("max_tokens"):
-        total = min(total, int(tcfg["max_tokens"]) // (bs * mcfg.seq_len))
-    if tcfg.get("max_steps"):
-        total = min(total, int(tcfg["max_steps"]))
-    total = max(total, 1)
-
-    model = build_model(mcfg, seed=seed).to(device)
+    tcfg = job.tcfg
+    device = setup_device(tcfg.get("device", "auto"), tcfg.get("threads"))
+    plan = plan_steps(job)
+    model = build_model(plan.mcfg, seed=job.seed).to(device)
     opt = make_optimizer(model, tcfg, device)
-    sched = make_scheduler(opt, tcfg, total)
-    ctx = autocast_context(device, tcfg.get("precision", "auto"))
-    fp = _fingerprint(
-        {
-            "model": mcfg.to_dict(),
-            "train": {k: v for k, v in tcfg.items() if k not in ("threads", "device")},
-            "seed": seed,
-            "n_train": int(len(train_tokens)),
-            "n_val": int(len(val_tokens)),
-        }
-    )
-
-    ckpt_path = Path(ckpt_dir) / "ckpt.pt"
-    step, rows, loss_sum, loss_n = 0, [], torch.zeros((), device=device), 0
-    torch.manual_seed(seed)
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state.get("fingerprint") != fp:
-            log.warning("checkpoint %s belongs to another config; starting from scratch", ckpt_path)
-        else:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng_cpu"])
-            if device.type == "cuda" and state.get("rng_cuda") is not None:
-                torch.cuda.set_rng_state(state["rng_cuda"])
-            step, rows = state["step"], state["metrics"]
-            loss_sum, loss_n = state["loss_sum"].to(device), state["loss_n"]
-            log.info("resumed from %s at step %d/%d", ckpt_path, step, total)
-
-    def save_ckpt() -> None:
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(
-                {
-                    "fingerprint": fp,
-                    "step": step,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "rng_cpu": torch.get_rng_state(),
-                    "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                    "metrics": rows,
-                    "loss_sum": loss_sum.cpu(),
-                    "loss_n": loss_n,
-                },
-                tmp,
-            )
-        log.info("checkpoint saved at step %d -> %s", step, ckpt_path)
-
-    stop = _StopRequest()
-    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGUSR1)}
-    fmodel = maybe_compile(model, tcfg.get("compile", "auto"), device)
-    fmodel.train()
-    eval_every, log_every = int(tcfg["eval_every"]), int(tcfg["log_every"])
-    ckpt_every = int(tcfg["ckpt_every"])
-    ls = float(tcfg["label_smoothing"])
-    log.info(
-        "%s twin seed %d: %.2fM params, %d steps (%d/epoch), batch %d x %d on %s",
-        variant,
-        seed,
-        model.num_params() / 1e6,
-        total,
-        steps_per_epoch,
-        bs,
-        mcfg.seq_len,
-        device,
-    )
-    t0, tok0 = time.perf_counter(), step
-    order, order_epoch = None, -1
-    bar = progress(total=total, initial=step, desc=f"pretrain {variant} s{seed}", unit="step")
-    try:
-        while step < total:
-            epoch, pos = divmod(step, steps_per_epoch)
-            if epoch != order_epoch:
-                order, order_epoch = train_w.order(seed, epoch), epoch
-            x, y = train_w.batch(order[pos * bs : (pos + 1) * bs], device)
-            loss_sum += train_step(fmodel, x, y, opt, sched, tcfg, ctx)
-            loss_n += 1
-            step += 1
-            bar.update(1)
-            end_of_epoch = step % steps_per_epoch == 0
-            if step % log_every == 0 or step % eval_every == 0 or end_of_epoch or step == total:
-                train_loss = (loss_sum / max(loss_n, 1)).item()
-                if not math.isfinite(train_loss):
-                    raise UserError(
-                        f"non-finite training loss at step {step}; last good checkpoint kept in {ckpt_dir}"
-                    )
-                elapsed = time.perf_counter() - t0
-                tps = (step - tok0) * bs * mcfg.seq_len / max(elapsed, 1e-9)
-                if step % log_every == 0:
-                    log.info(
-                        "step %d/%d epoch %.2f loss %.4f lr %.2e %.0f tok/s",
-                        step,
-                        total,
-                        step / steps_per_epoch,
-                        train_loss,
-                        sched.get_last_lr()[0],
-                        tps,
-                    )
-                if step % eval_every == 0 or end_of_epoch or step == total:
-                    val_ce, val_sm = evaluate_loss(
-                        fmodel, val_w, bs, tcfg.get("eval_batches"), ctx, device, ls
-                    )
-                    rows.append(
-                        {
-                            "step": step,
-                            "epoch": round(step / steps_per_epoch, 4),
-                            "tokens": step * bs * mcfg.seq_len,
-                            "train_loss": round(train_loss, 5),
-                            "val_loss": round(val_sm, 5),
-                            "val_ce": round(val_ce, 5),
-                            "lr": sched.get_last_lr()[0],
-                            "tokens_per_s": round(tps, 1),
-                        }
-                    )
-                    log.info(
-                        "eval step %d: train %.4f val %.4f (plain CE %.4f)", step, train_loss, val_sm, val_ce
-                    )
-                    loss_sum, loss_n = torch.zeros((), device=device), 0
-                    t0, tok0 = time.perf_counter(), step
-            if stop.signum is not None or (stop_after is not None and step >= stop_after):
-                save_ckpt()
-                raise SystemExit(128 + (stop.signum or 15))
-            if step % ckpt_every == 0 and step < total:
-                save_ckpt()
-    finally:
-        bar.close()
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
-
-    save_model(model, out_dir, {"train": tcfg, "variant": variant, "seed": seed, **(extra or {})})
-    write_csv(Path(out_dir) / "metrics.csv", rows, METRIC_FIELDS)
-    if not tcfg.get("keep_checkpoint", False):
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-    return rows
+    run = Run(model, opt, make_scheduler(opt, tcfg, plan.total), device)
+    run.reset_loss()
+    fp = _fingerprint(job, plan, device)
+    torch.manual_seed(job.seed)
+    ckpt = Checkpoint(job.ckpt_dir, "ckpt.pt")
+    with ckpt.locked():
+        _resume(run, ckpt, fp, plan.total)
+        log.info(
+            "%s twin seed %d: %.2fM params, %d steps (%d/epoch), batch %d x %d on %s",
+            job.variant, job.seed, model.num_params() / 1e6, plan.total, plan.steps_per_epoch,
+            plan.batch_size, plan.mcfg.seq_len, device,
+        )  # fmt: skip
+        _loop(job, plan, run, ckpt, fp, stop_after)
+        save_model(
+            model, job.out_dir, {"train": tcfg, "variant": job.variant, "seed": job.seed, **(job.extra or {})}
+        )
+        write_csv(Path(job.out_dir) / "metrics.csv", run.rows, METRIC_FIELDS)
+        if not tcfg.get("keep_checkpoint", False):
+            shutil.rmtree(job.ckpt_dir, ignore_errors=True)
+    return run.rows
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -371,7 +380,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     if args.threads:
         tcfg["threads"] = args.threads
     extra = {"corpus": args.corpus, "tokenizer": str(args.tokenizer) if args.tokenizer else None}
-    run_pretrain(
+    job = PretrainJob(
         args.train,
         args.val,
         args.out_dir,
@@ -382,4 +391,5 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
         args.seed,
         extra,
     )
+    run_pretrain(job)
     sys.stdout.flush()

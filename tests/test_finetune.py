@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ternarylm import classifier as clf
 from ternarylm import finetune as ft
 from ternarylm.glue import Example, load_split, read_local
 from ternarylm.io import UserError
@@ -38,33 +39,33 @@ def test_metrics_match_hand_computed_values():
     y_true = [1, 1, 1, 1, 0, 0, 0, 1, 0, 1]
     y_pred = [1, 1, 0, 1, 0, 1, 0, 1, 0, 0]
     # tp=4, fn=2, fp=1, tn=3
-    assert ft.accuracy(y_true, y_pred) == pytest.approx(70.0)
-    assert ft.f1_score(y_true, y_pred) == pytest.approx(100 * 2 * 4 / (2 * 4 + 1 + 2))  # 72.727
+    assert clf.accuracy(y_true, y_pred) == pytest.approx(70.0)
+    assert clf.f1_score(y_true, y_pred) == pytest.approx(100 * 2 * 4 / (2 * 4 + 1 + 2))  # 72.727
     expected_mcc = (4 * 3 - 1 * 2) / math.sqrt((4 + 1) * (4 + 2) * (3 + 1) * (3 + 2))
-    assert ft.mcc(y_true, y_pred) == pytest.approx(100 * expected_mcc)  # 40.82
-    m = ft.classification_metrics(y_true, y_pred)
+    assert clf.mcc(y_true, y_pred) == pytest.approx(100 * expected_mcc)  # 40.82
+    m = clf.classification_metrics(y_true, y_pred)
     assert m["n"] == 10 and m["accuracy"] == pytest.approx(70.0)
 
 
 def test_metric_edge_cases():
-    assert ft.mcc([1, 0, 1], [1, 1, 1]) == 0.0  # constant predictor
-    assert ft.f1_score([0, 0], [0, 0]) == 0.0  # no positives anywhere
-    assert ft.mcc([1, 0, 1, 0], [1, 0, 1, 0]) == pytest.approx(100.0)
-    assert ft.mcc([1, 0, 1, 0], [0, 1, 0, 1]) == pytest.approx(-100.0)
+    assert clf.mcc([1, 0, 1], [1, 1, 1]) == 0.0  # constant predictor
+    assert clf.f1_score([0, 0], [0, 0]) == 0.0  # no positives anywhere
+    assert clf.mcc([1, 0, 1, 0], [1, 0, 1, 0]) == pytest.approx(100.0)
+    assert clf.mcc([1, 0, 1, 0], [0, 1, 0, 1]) == pytest.approx(-100.0)
     with pytest.raises(ValueError):
-        ft.accuracy([1, 0], [1])
+        clf.accuracy([1, 0], [1])
 
 
 def test_majority_baseline_reproduces_mrpc_dev_numbers():
     # MRPC dev: 279 positive of 408 -> "always paraphrase" F1 81.22, acc 68.38 (data README)
     labels = [1] * 279 + [0] * 129
-    maj = ft.majority_label([1] * 2474 + [0] * 1194)  # MRPC train balance
+    maj = clf.majority_label([1] * 2474 + [0] * 1194)  # MRPC train balance
     assert maj == 1
     preds = [maj] * len(labels)
-    assert ft.f1_score(labels, preds) == pytest.approx(81.22, abs=0.005)
-    assert ft.accuracy(labels, preds) == pytest.approx(68.38, abs=0.005)
-    assert ft.mcc(labels, preds) == 0.0
-    assert ft.majority_label([0, 1]) == 0  # tie -> smaller label
+    assert clf.f1_score(labels, preds) == pytest.approx(81.22, abs=0.005)
+    assert clf.accuracy(labels, preds) == pytest.approx(68.38, abs=0.005)
+    assert clf.mcc(labels, preds) == 0.0
+    assert clf.majority_label([0, 1]) == 0  # tie -> smaller label
 
 
 # --- encoding ------------------------------------------------------------------------------
@@ -73,15 +74,22 @@ CLS, SEP = 2, 3
 
 
 def test_pair_encoding_places_special_tokens():
-    ids = ft.encode_ids([10, 11], [20, 21, 22], max_len=16, cls=CLS, sep=SEP)
+    ids = clf.encode_ids([10, 11], [20, 21, 22], max_len=16, cls=CLS, sep=SEP)
     assert ids == [CLS, 10, 11, SEP, 20, 21, 22, SEP]
-    assert ft.encode_ids([10, 11, 12], None, max_len=16, cls=CLS, sep=SEP) == [CLS, 10, 11, 12, SEP]
-    assert ft.encode_ids(list(range(10, 30)), None, max_len=6, cls=CLS, sep=SEP) == [CLS, 10, 11, 12, 13, SEP]
+    assert clf.encode_ids([10, 11, 12], None, max_len=16, cls=CLS, sep=SEP) == [CLS, 10, 11, 12, SEP]
+    assert clf.encode_ids(list(range(10, 30)), None, max_len=6, cls=CLS, sep=SEP) == [
+        CLS,
+        10,
+        11,
+        12,
+        13,
+        SEP,
+    ]
 
 
 def test_pair_truncation_trims_longer_first_and_keeps_both():
     a, b = list(range(100, 140)), list(range(200, 210))  # 40 + 10 tokens
-    ids = ft.encode_ids(a, b, max_len=23, cls=CLS, sep=SEP)
+    ids = clf.encode_ids(a, b, max_len=23, cls=CLS, sep=SEP)
     assert len(ids) == 23
     assert ids[0] == CLS and ids[-1] == SEP and ids.count(SEP) == 2
     cut = ids.index(SEP)
@@ -89,11 +97,11 @@ def test_pair_truncation_trims_longer_first_and_keeps_both():
     assert kept_b == b  # the short sentence is untouched
     assert kept_a == a[:10]  # the long one keeps its beginning, trimmed to 20 - 10
     # both long: trimmed to (almost) equal halves, each keeps its first tokens
-    a2, b2 = ft.truncate_pair(list(range(50)), list(range(100, 130)), budget=9)
+    a2, b2 = clf.truncate_pair(list(range(50)), list(range(100, 130)), budget=9)
     assert (len(a2), len(b2)) == (5, 4) or (len(a2), len(b2)) == (4, 5)
     assert a2 == list(range(len(a2))) and b2 == list(range(100, 100 + len(b2)))
     # extreme: both sentences still present
-    a3, b3 = ft.truncate_pair([1] * 30, [2] * 30, budget=2)
+    a3, b3 = clf.truncate_pair([1] * 30, [2] * 30, budget=2)
     assert a3 == [1] and b3 == [2]
 
 
@@ -102,7 +110,7 @@ def test_encode_examples_with_a_real_tokenizer(tiny_tokenizer):
 
     tok = load_tokenizer(tiny_tokenizer)
     ex = [Example("the man bought a car.", "the gentleman purchased an automobile. " * 20, 1)]
-    (ids,) = ft.encode_examples(tok, ex, max_len=24)
+    (ids,) = clf.encode_examples(tok, ex, max_len=24)
     assert len(ids) == 24 and ids[0] == tok.token_to_id("[CLS]") and ids[-1] == tok.token_to_id("[SEP]")
     first = tok.encode(ex[0].text_a, add_special_tokens=False).ids
     assert ids[1 : 1 + len(first)] == first  # the short first sentence survives whole
@@ -114,10 +122,10 @@ def test_pooling_ignores_right_padding():
 
     cfg = dict(vocab_size=64, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, seq_len=16, dropout=0.0)
     for pooling in ("last", "mean"):
-        model = ft.SequenceClassifier(build_model(cfg, seed=0), pooling, dropout=0.0).eval()
+        model = clf.SequenceClassifier(build_model(cfg, seed=0), pooling, dropout=0.0).eval()
         seq = [CLS, 9, 10, 11, SEP]
-        idx1, len1 = ft.pad_batch([seq], pad=0)
-        idx2, len2 = ft.pad_batch([seq, seq + [12, 13, 14, SEP]], pad=0)
+        idx1, len1 = clf.pad_batch([seq], pad=0)
+        idx2, len2 = clf.pad_batch([seq, seq + [12, 13, 14, SEP]], pad=0)
         out1, out2 = model(idx1, len1), model(idx2, len2)
         torch.testing.assert_close(out1[0], out2[0], rtol=1e-5, atol=1e-5)
 
@@ -125,12 +133,12 @@ def test_pooling_ignores_right_padding():
 def test_bucketed_batches_cover_every_example_once_with_little_padding():
     gen = torch.Generator().manual_seed(0)
     lengths = [(i * 37) % 101 + 5 for i in range(1000)]
-    batches = ft.bucketed_batches(lengths, 16, gen, pool=10)
+    batches = clf.bucketed_batches(lengths, 16, gen, pool=10)
     assert sorted(i for b in batches for i in b) == list(range(1000))
     assert sorted(len(b) for b in batches) == [8] + [16] * 62  # 6 pools of 160 + one of 40
     padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
     assert padded < 1.1 * sum(lengths)  # nearly no padding inside length-sorted pools
-    again = ft.bucketed_batches(lengths, 16, torch.Generator().manual_seed(0), pool=10)
+    again = clf.bucketed_batches(lengths, 16, torch.Generator().manual_seed(0), pool=10)
     assert again == batches  # a seed fixes the order
 
 
@@ -280,7 +288,7 @@ TINY_CONFIG = {
 }
 
 
-def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer, tiny_data):
+def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer, tiny_data, capfd):
     from ternarylm.cli import main
 
     out = tmp_path / "ft"
@@ -304,6 +312,14 @@ def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer
         ]
     )
     assert rc == 0
+    # one progress line per epoch at least (and about one a minute within long epochs)
+    progress = [
+        line.split(": ", 1)[1]
+        for line in capfd.readouterr().err.splitlines()
+        if ": finetune mrpc ternary" in line
+    ]
+    assert progress[0].startswith("finetune mrpc ternary s3: step 7/14 (50%) loss") and "eta" in progress[0]
+    assert progress[-1].startswith("finetune mrpc ternary s3: step 14/14 (100%) loss")
     m = json.loads((out / "metrics.json").read_text())
     for key in ("task", "variant", "seed", "backbone", "selected_epoch", "dev", "test", "majority", "splits"):
         assert key in m, key
@@ -318,7 +334,7 @@ def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer
     assert m["splits"]["heldout"]["n"] == 12
     labels = [e.label for e in load_split("mrpc", "dev", {"data_source": "synthetic"})]
     maj = [m["majority"]["label"]] * len(labels)
-    assert m["majority"]["dev"]["f1"] == pytest.approx(ft.f1_score(labels, maj))
+    assert m["majority"]["dev"]["f1"] == pytest.approx(clf.f1_score(labels, maj))
     with open(out / "curve.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
@@ -328,7 +344,9 @@ def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer
     assert not list(out.glob(".*.tmp"))  # atomic writes left no temporaries
 
 
-def test_cpu_runs_are_deterministic_and_resume_exactly(tmp_path, tiny_twin, tiny_tokenizer, tiny_data):
+def test_cpu_runs_are_deterministic_and_resume_exactly(
+    tmp_path, tiny_twin, tiny_tokenizer, tiny_data, caplog
+):
     cfg = {**TINY_CONFIG, "finetune": {**TINY_CONFIG["finetune"], "epochs": 3, "pooling": "mean"}}
     m1, c1 = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1)
     m2, c2 = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1)
@@ -338,22 +356,138 @@ def test_cpu_runs_are_deterministic_and_resume_exactly(tmp_path, tiny_twin, tiny
     ckpt = tmp_path / "ckpt"
     ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt, stop_after_epoch=1)
     assert (ckpt / "finetune_state.pt").exists()
-    m3, c3 = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt)
+    with caplog.at_level("INFO"):
+        m3, c3 = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt)
+    assert any(r.getMessage().startswith("resumed from") for r in caplog.records)
     assert strip(c3) == strip(c1) and m3["dev"] == m1["dev"] and m3["test"] == m1["test"]
 
 
-def test_settings_defaults_and_validation():
+def test_settings_defaults_and_fallbacks():
+    # types and ranges are checked by the config schema; settings() resolves only the fallbacks
     s = ft.settings({"finetune": {"tasks": ["mrpc"], "epochs": 3, "batch_size": 8}, "train": {"threads": 2}})
     assert s["pooling"] == ft.DEFAULTS["pooling"] and s["eval_batch_size"] == 16 and s["threads"] == 2
     assert s["precision"] == "auto" and s["device"] == "auto"
-    # values from `snakemake --config` arrive as strings
-    s = ft.settings({"finetune": {"epochs": "5", "lr": "1.0e-3", "max_train_examples": None}})
-    assert s["epochs"] == 5 and s["lr"] == pytest.approx(1e-3) and s["max_train_examples"] is None
-    with pytest.raises(UserError, match="finetune.epochs must be a whole number"):
-        ft.settings({"finetune": {"epochs": 2.5}})
-    with pytest.raises(UserError, match="finetune.lr must be a number"):
-        ft.settings({"finetune": {"lr": "fast"}})
-    with pytest.raises(UserError, match="pooling"):
-        ft.settings({"finetune": {"pooling": "cls"}})
-    with pytest.raises(UserError, match="loss"):
-        ft.settings({"finetune": {"loss": "focal"}})
+    s = ft.settings(
+        {"finetune": {"threads": 3, "eval_batch_size": 5}, "train": {"threads": 2, "device": "cpu"}}
+    )
+    assert (s["threads"], s["eval_batch_size"], s["device"]) == (3, 5, "cpu")
+
+
+# --- resumable state (issue 16 items 11, 12, 17) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def other_twin(tmp_path_factory, tiny_tokenizer) -> Path:
+    from ternarylm.model import build_model, save_model
+    from ternarylm.tokenizer import load_tokenizer
+
+    vocab = load_tokenizer(tiny_tokenizer).get_vocab_size()
+    cfg = dict(
+        vocab_size=vocab, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, seq_len=48, linear="ternary"
+    )
+    out = tmp_path_factory.mktemp("twin2")
+    save_model(build_model(cfg, seed=5), out, {"variant": "ternary", "seed": 0})
+    return out
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+@pytest.mark.parametrize("change", ["lr", "backbone"])
+def test_stale_state_is_not_resumed(
+    tmp_path, tiny_twin, other_twin, tiny_tokenizer, tiny_data, caplog, change
+):
+    """Item 11: a checkpoint of another lr or backbone was resumed while metrics named the new one."""
+    cfg = {**TINY_CONFIG, "finetune": {**TINY_CONFIG["finetune"], "epochs": 2}}
+    ckpt = tmp_path / "ckpt"
+    ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt, stop_after_epoch=1)
+    twin = other_twin if change == "backbone" else tiny_twin
+    if change == "lr":
+        cfg = {**cfg, "finetune": {**cfg["finetune"], "lr": 3e-4}}
+    with caplog.at_level("INFO"):
+        m, curve = ft.finetune("mrpc", twin, tiny_tokenizer, cfg, seed=1, ckpt_dir=ckpt)
+    assert any("belongs to another config" in r.getMessage() for r in caplog.records)
+    fresh_m, fresh = ft.finetune("mrpc", twin, tiny_tokenizer, cfg, seed=1)
+    assert _strip(curve) == _strip(fresh) and m["dev"] == fresh_m["dev"]
+
+
+def test_damaged_state_restarts_from_scratch(tmp_path, tiny_twin, tiny_tokenizer, tiny_data, caplog):
+    """Item 12 on the fine-tuning state: a truncated file is discarded (logged), never unpickled."""
+    ckpt = tmp_path / "ckpt"
+    ft.finetune("mrpc", tiny_twin, tiny_tokenizer, TINY_CONFIG, seed=1, ckpt_dir=ckpt, stop_after_epoch=1)
+    state = ckpt / "finetune_state.pt"
+    state.write_bytes(state.read_bytes()[:1000])
+    with caplog.at_level("INFO"):
+        _, curve = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, TINY_CONFIG, seed=1, ckpt_dir=ckpt)
+    assert any(str(state) in r.getMessage() and "from scratch" in r.getMessage() for r in caplog.records)
+    _, fresh = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, TINY_CONFIG, seed=1)
+    assert _strip(curve) == _strip(fresh)
+
+
+def test_second_finetune_on_one_checkpoint_dir_refuses(tmp_path, tiny_twin, tiny_tokenizer, tiny_data, capfd):
+    """Item 17: the CLI holds a lock on --ckpt DIR; a second trainer says so in one line, exit 2."""
+    import fcntl
+
+    from ternarylm.cli import main
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    cfg_path = tmp_path / "config.json"
+    cfg_path.write_text(json.dumps(TINY_CONFIG))
+    args = ["finetune", "--config", str(cfg_path), "--task", "mrpc", "--model", str(tiny_twin)]
+    args += ["--tokenizer", str(tiny_tokenizer), "--out", str(tmp_path / "ft"), "--ckpt", str(ckpt)]
+    with open(ckpt / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        rc = main(args)
+    assert rc == 2 and not (tmp_path / "ft").exists()
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "Traceback" not in err
+    assert errors[0].endswith(
+        f"{ckpt} is in use by another trainer (pid ?); stop it or wait for it to finish"
+    )
+    assert main(args) == 0 and (tmp_path / "ft" / "metrics.json").exists()
+    assert not (ckpt / "finetune_state.pt").exists()  # removed after the outputs were written
+
+
+def test_bucket_lengths():
+    assert [clf.bucket_length(n, 128) for n in (1, 32, 33, 64, 65, 128)] == [32, 32, 64, 64, 128, 128]
+    assert clf.bucket_length(40, 48) == 48 and clf.bucket_length(60, 48) == 60  # never cuts a sequence
+    idx, lengths = clf.pad_batch([[5, 6, 7]], pad=0, bucket_max=128, rows=4)
+    assert idx.shape == (4, 32) and lengths.tolist() == [3, 1, 1, 1] and idx[0, 3:].eq(0).all()
+    assert clf.pad_batch([[5, 6, 7]], pad=0)[0].shape == (1, 3)  # eager: exact lengths
+
+
+def test_compiled_finetuning_stops_compiling_after_the_first_epoch(
+    tmp_path, tiny_twin, tiny_tokenizer, tiny_data, monkeypatch
+):
+    """Item 4: with fixed bucket lengths the compiled model sees no new shape after epoch 1.
+
+    Every graph Dynamo compiles (first compile or recompile) passes through the backend, so a
+    counting backend that runs the graph eagerly counts them without needing a C++ compiler."""
+    graphs = {"n": 0}
+
+    def counting_backend(gm, example_inputs):
+        graphs["n"] += 1
+        return gm.forward
+
+    real_compile, real_epoch = torch.compile, ft._train_epoch
+    at_epoch_start = []
+
+    def epoch(model, fit, job, progress):
+        at_epoch_start.append(graphs["n"])
+        return real_epoch(model, fit, job, progress)
+
+    monkeypatch.setattr(
+        torch, "compile", lambda model, **kw: real_compile(model, backend=counting_backend, **kw)
+    )
+    monkeypatch.setattr(ft, "_train_epoch", epoch)
+    torch._dynamo.reset()
+    cfg = {**TINY_CONFIG, "finetune": {**TINY_CONFIG["finetune"], "epochs": 3, "compile": True}}
+    m, curve = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1)
+    torch._dynamo.reset()
+    assert at_epoch_start[0] == 0 and at_epoch_start[1] > 0  # epoch 1 (train + eval) compiled
+    assert at_epoch_start[1] == at_epoch_start[2] == graphs["n"]  # and nothing after it
+    assert graphs["n"] <= 4  # (train, eval) x buckets (32, 48): every batch has a fixed shape
+    assert len(curve) == 3 and m["dev"]["n"] == 40

@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,9 +58,8 @@ def tokens(tmp_path_factory):
 
 def _run(tokens, out, ckpt, variant="ternary", **kw):
     tcfg = {**TRAIN, **kw.pop("tcfg", {})}
-    return train_mod.run_pretrain(
-        tokens / "train.bin", tokens / "val.bin", out, ckpt, MODEL, tcfg, variant, 0, **kw
-    )
+    job = train_mod.PretrainJob(tokens / "train.bin", tokens / "val.bin", out, ckpt, MODEL, tcfg, variant, 0)
+    return train_mod.run_pretrain(job, **kw)
 
 
 def _weights(d):
@@ -67,8 +67,15 @@ def _weights(d):
 
 
 @pytest.mark.parametrize("variant", ["ternary", "fp32"])
-def test_training_learns_and_writes_artifacts(tokens, tmp_path, variant):
-    rows = _run(tokens, tmp_path / "out", tmp_path / "ckpt", variant)
+def test_training_learns_and_writes_artifacts(tokens, tmp_path, variant, caplog):
+    with caplog.at_level("INFO"):
+        rows = _run(tokens, tmp_path / "out", tmp_path / "ckpt", variant)
+    # progress: whole log lines (they render in a log file), every log_every=5 steps, with an ETA
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pretrain ")]
+    assert [int(re.search(r"step (\d+)/", m)[1]) for m in lines] == list(range(5, 55, 5))
+    assert re.fullmatch(
+        rf"pretrain {variant} s0: step 5/54 \(9%\) loss \d+\.\d{{4}} [\d.]+k? tok/s eta \d+[smh]", lines[0]
+    )
     assert (tmp_path / "out" / "model.safetensors").exists()
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())
     assert cfg["model"]["linear"] == variant and cfg["variant"] == variant
@@ -174,16 +181,7 @@ def test_sigterm_saves_checkpoint_and_rerun_resumes(tokens, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"resumed from {tmp_path / 'ck' / 'ckpt.pt'} at step {step}" in r.stderr
-    uninterrupted = train_mod.run_pretrain(
-        tokens / "train.bin",
-        tokens / "val.bin",
-        tmp_path / "ref",
-        tmp_path / "ck_ref",
-        MODEL,
-        {**TRAIN, "epochs": 40},
-        "ternary",
-        0,
-    )
+    uninterrupted = _run(tokens, tmp_path / "ref", tmp_path / "ck_ref", tcfg={"epochs": 40})
     assert uninterrupted
     wa, wb = _weights(tmp_path / "out"), _weights(tmp_path / "ref")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
