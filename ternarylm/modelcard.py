@@ -69,6 +69,7 @@ def finetune_scores(paths: Sequence[Path]) -> dict[str, Any] | None:
     return {
         "task": runs[0]["task"],
         "split": split,
+        "synthetic": runs[0].get("data_source") == "synthetic",  # the smoke preset's made-up pairs
         "f1": [r[split]["f1"] for r in runs],
         "majority_f1": [r["majority"][split]["f1"] for r in runs],
         "accuracy": [r[split]["accuracy"] for r in runs],
@@ -99,8 +100,8 @@ def card_header(name: str, corpus: str, ppl: dict | None, ft: dict | None, varia
             {
                 "task": {"type": "text-classification", "name": f"{ft['task'].upper()} (fine-tuned)"},
                 "dataset": {
-                    "type": "nyu-mll/glue",
-                    "name": f"GLUE {ft['task'].upper()}",
+                    "type": "synthetic" if ft["synthetic"] else "nyu-mll/glue",
+                    "name": f"{'synthetic' if ft['synthetic'] else 'GLUE'} {ft['task'].upper()}",
                     "split": ft["split"],
                 },
                 "metrics": [
