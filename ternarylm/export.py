@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ternarylm import hf_export
 from ternarylm.io import UserError, atomic_path, read_json, require, write_json
 
 log = logging.getLogger("ternarylm.export")
@@ -321,10 +322,10 @@ def logit_agreement(
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=("gguf", "packed"), required=True)
+    p.add_argument("--format", choices=("gguf", "packed", "hf"), required=True)
     p.add_argument("--model", required=True, help="model dir (model.safetensors + config.json)")
     p.add_argument("--tokenizer", help="tokenizer.json (GGUF vocab); required for gguf")
-    p.add_argument("--out", required=True, help="output file (.gguf / .safetensors)")
+    p.add_argument("--out", required=True, help="output file (.gguf / .safetensors); hf: a new folder")
     p.add_argument(
         "--ternary-type",
         choices=TERNARY_TYPES,
@@ -342,6 +343,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="gguf: compare llama.cpp's logits with ours on this uint16 token file; writes OUT.verify.json",
     )
     p.add_argument("--verify-windows", type=int, default=8, help="seq_len windows compared by --verify")
+    hf_export.add_arguments(p)
 
 
 def run(args: argparse.Namespace, config: dict) -> None:
@@ -350,7 +352,9 @@ def run(args: argparse.Namespace, config: dict) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    if args.format == "gguf":
+    if args.format == "hf":
+        hf_export.run(args)
+    elif args.format == "gguf":
         if not args.tokenizer:
             raise UserError("--tokenizer is required for --format gguf")
         require("gguf")
