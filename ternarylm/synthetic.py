@@ -17,46 +17,6 @@ OBJECTS = ["ball", "box", "hat", "cake", "book", "kite", "toy", "apple", "boat",
 VERBS = ["play", "run", "sing", "jump", "read", "dance", "swim", "paint", "walk", "dream"]
 FEELINGS = ["happy", "glad", "proud", "excited", "calm", "thankful"]
 
-# paraphrase task vocabulary: each slot has synonyms that keep the meaning
-SUBJECTS = [
-    ("the man", "the gentleman"),
-    ("the girl", "the young lady"),
-    ("the teacher", "the instructor"),
-    ("the doctor", "the physician"),
-    ("the boy", "the lad"),
-    ("the company", "the firm"),
-    ("the city", "the town council"),
-    ("the team", "the squad"),
-]
-ACTIONS = [
-    ("bought", "purchased"),
-    ("sold", "traded away"),
-    ("fixed", "repaired"),
-    ("found", "discovered"),
-    ("built", "constructed"),
-    ("started", "began"),
-    ("closed", "shut"),
-    ("needed", "required"),
-]
-THINGS = [
-    ("a car", "an automobile"),
-    ("a house", "a home"),
-    ("the shop", "the store"),
-    ("a gift", "a present"),
-    ("the road", "the street"),
-    ("a boat", "a ship"),
-    ("the plan", "the scheme"),
-    ("a bike", "a bicycle"),
-]
-TIMES = [
-    ("on monday", "at the start of the week"),
-    ("last year", "a year ago"),
-    ("yesterday", "the day before"),
-    ("in the morning", "before noon"),
-    ("at night", "after dark"),
-    ("in march", "during march"),
-]
-
 
 def synthetic_story(rng: random.Random) -> str:
     name, animal, adj = rng.choice(NAMES), rng.choice(ANIMALS), rng.choice(ADJS)
@@ -78,31 +38,50 @@ def synthetic_corpus(n_docs: int, seed: int) -> list[str]:
     return [synthetic_story(rng) for _ in range(n_docs)]
 
 
-def _sentence(slots: tuple[int, int, int, int], alt: tuple[bool, bool, bool, bool], passive: bool) -> str:
-    s, a, t, w = (pool[i][int(flag)] for pool, i, flag in zip((SUBJECTS, ACTIONS, THINGS, TIMES), slots, alt))
-    if passive:
-        return f"{w}, {t} was {a} by {s}."
-    return f"{s} {a} {t} {w}."
+# Paraphrase templates say the same four facts (who, which animal, what, where) in different
+# words and order. They use only words of the stories above, so the smoke tokenizer (trained on
+# the stories) keeps every word whole: pairs are ~29 tokens and the backbone knows every word.
+TEMPLATES = (
+    "{name} found a {obj} in the {place} with the {animal}.",
+    "in the {place} {name} and the {animal} found a {obj}.",
+    "one day the {animal} and {name} found a {obj} in the {place}.",
+    "there was a {obj} in the {place}. {name} found the {obj} with the {animal}.",
+)
+# Same participants, another event: a non-paraphrase that shares every content word.
+OTHER_EVENT = (
+    "{name} showed the {obj} to the {animal} in the {place}.",
+    "in the {place} {name} and the {animal} played with the {obj}.",
+)
+SLOTS = {"name": NAMES, "animal": ANIMALS, "obj": OBJECTS, "place": PLACES}
+# Of the negatives, this share tells another event and the rest change every slot. Spotting
+# another event needs no comparison of the two sentences, so a 1M-parameter model beats the
+# majority class after a few dozen steps (what keeps the smoke preset's fine-tunes short);
+# the changed-slot negatives still need it to match the sentences to get the rest right.
+OTHER_EVENT_SHARE = 2 / 3
+
+
+def _fill(template: str, facts: dict[str, int]) -> str:
+    return template.format(**{k: SLOTS[k][i] for k, i in facts.items()})
 
 
 def synthetic_pairs(n: int, seed: int) -> list[tuple[str, str, int]]:
     """Paraphrase pairs (sentence1, sentence2, label); about two thirds positive, like MRPC.
 
-    Positives say the same thing with synonyms and/or word order changed; negatives change every
-    content slot, so the label is decidable from the words.
+    Positives restate the same facts with another template (word order and wording change);
+    negatives tell another event about the same participants, or change every slot.
     """
     rng = random.Random(seed)
-    sizes = (len(SUBJECTS), len(ACTIONS), len(THINGS), len(TIMES))
     pairs = []
     for _ in range(n):
-        slots = tuple(rng.randrange(k) for k in sizes)
-        s1 = _sentence(slots, (False,) * 4, passive=False)
+        facts = {k: rng.randrange(len(pool)) for k, pool in SLOTS.items()}
+        t1, t2 = rng.sample(range(len(TEMPLATES)), 2)
         label = int(rng.random() < 0.67)
         if label:
-            other = slots
+            s2 = _fill(TEMPLATES[t2], facts)
+        elif rng.random() < OTHER_EVENT_SHARE:
+            s2 = _fill(rng.choice(OTHER_EVENT), facts)
         else:
-            other = tuple((i + rng.randrange(1, k)) % k for i, k in zip(slots, sizes))
-        alt = tuple(rng.random() < 0.5 for _ in range(4))
-        s2 = _sentence(other, alt, passive=rng.random() < 0.5)
-        pairs.append((s1, s2, label))
+            other = {k: (i + rng.randrange(1, len(SLOTS[k]))) % len(SLOTS[k]) for k, i in facts.items()}
+            s2 = _fill(TEMPLATES[t2], other)
+        pairs.append((_fill(TEMPLATES[t1], facts), s2, label))
     return pairs

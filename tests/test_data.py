@@ -9,7 +9,7 @@ from conftest import SHARED_DATA
 from ternarylm.data import DOC_SEP, load_corpus, read_docs, split_docs
 from ternarylm.encode import encode_docs, load_tokens
 from ternarylm.io import UserError
-from ternarylm.synthetic import synthetic_corpus, synthetic_pairs
+from ternarylm.synthetic import SLOTS, synthetic_corpus, synthetic_pairs
 from ternarylm.tokenizer import SEP_ID, SPECIALS, learn_vocab, load_tokenizer, train_tokenizer
 
 
@@ -81,6 +81,29 @@ def test_synthetic_data_is_deterministic_and_balanced():
     assert pairs == synthetic_pairs(3000, 0)
     pos = sum(label for _, _, label in pairs) / len(pairs)
     assert 0.6 < pos < 0.74
+
+
+def test_synthetic_pairs_are_story_words_and_labels_follow_from_them():
+    # the smoke fine-tunes are short because the story tokenizer keeps every pair word whole
+    story_words = set(" ".join(synthetic_corpus(300, 0)).replace(".", " ").split())
+    content_words = {w for pool in SLOTS.values() for w in pool}
+    kinds = {"paraphrase": 0, "other event": 0, "other facts": 0}
+    for a, b, label in synthetic_pairs(600, 5):
+        wa, wb = (set(s.replace(".", " ").split()) for s in (a, b))
+        assert wa | wb <= story_words, (a, b)
+        ca, cb = wa & content_words, wb & content_words
+        assert len(ca) == 4, a
+        event_changed = bool({"showed", "played"} & wb)
+        if label:
+            assert ca == cb and not event_changed and a != b, (a, b)
+            kinds["paraphrase"] += 1
+        elif event_changed:
+            assert ca == cb, (a, b)
+            kinds["other event"] += 1
+        else:
+            assert ca.isdisjoint(cb), (a, b)
+            kinds["other facts"] += 1
+    assert min(kinds.values()) > 50, kinds
 
 
 def test_split_docs_drops_blank_documents():
