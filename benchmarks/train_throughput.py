@@ -370,6 +370,20 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def print_projection(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """The paper preset's per-stage time budget (ternarylm.budget) at the best measured ternary rate."""
+    from ternarylm.budget import THROUGHPUTS, budget_markdown
+    from ternarylm.io import load_config
+
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("variant") == "ternary"]
+    if not ok or not args.config.exists():
+        return
+    best = max(ok, key=lambda r: r["tokens_per_s"])
+    note = " -- measured on the --small model, NOT the paper model" if args.small else ""
+    print(f"\nTime budget of {args.config} at {best['config']}'s {best['tokens_per_s']:.0f} tokens/s{note}:")
+    print(budget_markdown(load_config(args.config), {"measured": best["tokens_per_s"], **THROUGHPUTS}))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker is not None:
@@ -428,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(args.out / "results.csv", rows, FIELDS)
     write_json(args.out / "env.json", env)
     print(markdown_table(rows))
+    print_projection(rows, args)
     return 0 if all(r.get("status") == "ok" for r in rows) else 1
 
 
