@@ -279,6 +279,26 @@ def test_gguf_fp32_twin_logits_match_exactly(twins, tokenizer_path, token_stream
     assert np.abs(got - expected).max() < 1e-2
 
 
+def test_gguf_and_packed_see_the_real_vocab_of_a_padded_head(tokenizer_path, token_stream, tmp_path):
+    """vocab 500 computes a 512-row head; every exported file and llama.cpp see 500."""
+    pytest.importorskip("llama_cpp")
+    import gguf
+
+    model = build_model({**TINY, "vocab_size": 500, "linear": "fp32"}, seed=0)
+    assert model.head.weight.shape[0] == 512
+    save_model(model, tmp_path / "m")
+    out = tmp_path / "f.gguf"
+    export_gguf(tmp_path / "m", out, tokenizer_path, embed_type="f32", linear_type="f32")
+    shapes = {t.name: list(t.shape) for t in gguf.GGUFReader(str(out)).tensors}
+    assert shapes["output.weight"] == [TINY["d_model"], 500]
+    ids = token_stream[:64].tolist()
+    got = _llama_logits(out, ids)
+    with torch.no_grad():
+        expected = load_model(tmp_path / "m")(torch.tensor([ids]))[0].numpy()
+    assert got.shape == expected.shape == (64, 500)
+    assert np.abs(got - expected).max() < 1e-2
+
+
 def test_llama_cpp_tokenizer_gives_our_ids(twins, tokenizer_path, tmp_path):
     llama_cpp = pytest.importorskip("llama_cpp")
     from tokenizers import Tokenizer
