@@ -84,6 +84,8 @@ FORMATS: dict[str, Format] = {
     "gguf-f16": Format(("fp32",), {"embed_type": "f16", "linear_type": "f16"}, True, deployed=("fp32",)),
     "gguf-q8_0": Format(("fp32",), {"embed_type": "q8_0", "linear_type": "q8_0"}, True, deployed=("fp32",)),
 }  # fmt: skip
+# bench: settings every worker receives
+SPEC_KEYS = ("prompt_tokens", "new_tokens", "warmup", "repeats", "budget_s", "packed_mode", "seed", "threads")
 ROLE_COLUMN = "role"
 ROLES = ("deployed", "baseline")
 COLUMNS = [
@@ -129,7 +131,10 @@ def default_settings() -> dict[str, Any]:
 
 def bench_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The ``bench:`` config section over config.yaml's, with ``threads`` resolved to a number."""
-    out = {**default_settings(), **((config or {}).get("bench") or {})}
+    section = (config or {}).get("bench") or {}
+    # a resolved pipeline config has every key; a partial one (CLI, tests) falls back to config.yaml
+    missing = set(SPEC_KEYS) | {"formats", "batch_sizes"}
+    out = {**(default_settings() if missing - set(section) else {}), **section}
     unknown = set(out["formats"]) - set(FORMATS)
     if unknown:
         raise UserError(f"bench.formats: unknown {sorted(unknown)} (choose from {list(FORMATS)})")
@@ -199,9 +204,6 @@ def _export(fmt: str, model_dir: Path, tmp: Path, variant: str, tokenizer) -> Pa
         export_gguf(model_dir, path, tokenizer, **FORMATS[fmt].gguf)
         return path
     return model_dir
-
-
-SPEC_KEYS = ("prompt_tokens", "new_tokens", "warmup", "repeats", "budget_s", "packed_mode", "seed", "threads")
 
 
 def run_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
