@@ -162,8 +162,8 @@ def peak_tflops(device_name: str) -> float | None:
 # worker: one configuration in this process
 
 
-def run_one(spec: dict[str, Any]) -> dict[str, Any]:
-    """Build, warm up and time one configuration; return its CSV row."""
+def build(spec: dict[str, Any]):
+    """(model, cfg, device, precision, step function) of one configuration, ready to time."""
     import torch
 
     from ternarylm import train as T
@@ -173,7 +173,6 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(spec["threads"])
     variant, impl = spec["config"].split("/")
     naive = impl == "naive"
-    compiled = impl == "compiled"
     precision = "fp32" if naive else spec["precision"]
     device = T.resolve_device(spec["device"])
     if device.type == "cuda":
@@ -182,7 +181,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         torch.backends.cudnn.allow_tf32 = not naive
 
     cfg = ModelConfig.from_dict({**spec["model"], "linear": variant})
-    train_cfg = {**spec["train"], "precision": precision, "compile": compiled}
+    train_cfg = {**spec["train"], "precision": precision, "compile": impl == "compiled"}
     model = build_model(cfg, seed=0)
     if naive:
         swap_to_reference(model)
@@ -190,20 +189,28 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     model = model.to(device).train()
     optimizer = T.make_optimizer(model, train_cfg, device)
     scheduler = T.make_scheduler(optimizer, train_cfg, spec["warmup"] + spec["steps"])
-    step_model = T.maybe_compile(model, compiled, device)
+    step_model = T.maybe_compile(model, impl == "compiled", device)
     ctx = T.autocast_context(device, precision)
-
-    bsz, seq = spec["batch_size"], cfg.seq_len
     gen = torch.Generator().manual_seed(0)
-    batches = [torch.randint(0, cfg.vocab_size, (bsz, seq + 1), generator=gen).to(device) for _ in range(4)]
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+    shape = (spec["batch_size"], cfg.seq_len + 1)
+    batches = [torch.randint(0, cfg.vocab_size, shape, generator=gen).to(device) for _ in range(4)]
 
     def step(i: int) -> torch.Tensor:
         b = batches[i % len(batches)]
         return T.train_step(step_model, b[:, :-1], b[:, 1:], optimizer, scheduler, train_cfg, ctx)
+
+    return model, cfg, device, precision, step
+
+
+def run_one(spec: dict[str, Any]) -> dict[str, Any]:
+    """Build, warm up and time one configuration; return its CSV row."""
+    import torch
+
+    model, cfg, device, precision, step = build(spec)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     t0 = time.perf_counter()
     loss = step(0)
@@ -219,17 +226,21 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         loss = step(i)
     sync()
     elapsed = time.perf_counter() - t0
-    loss_last = float(loss)
-
     if device.type == "cuda":
         peak_mem, mem_kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
     else:
         peak_mem, mem_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_peak_rss"
-    n_params = sum(p.numel() for p in model.parameters())
+    timing = {"compile_s": compile_s, "elapsed": elapsed, "peak_mem": peak_mem, "mem_kind": mem_kind}
+    return result_row(spec, model, cfg, device, precision, timing, loss_first, float(loss))
+
+
+def result_row(spec, model, cfg, device, precision, timing, loss_first, loss_last) -> dict[str, Any]:
+    variant, impl = spec["config"].split("/")
+    n_params = model.num_params()
     matmul_params = n_params - model.tok_emb.weight.numel()
+    seq, bsz = cfg.seq_len, spec["batch_size"]
     fpt = flops_per_token(matmul_params, cfg.n_layers, seq, cfg.d_model)
-    tokens = bsz * seq * spec["steps"]
-    tps = tokens / elapsed
+    tps = bsz * seq * spec["steps"] / timing["elapsed"]
     achieved = tps * fpt / 1e12
     peak = spec["peak_tflops"]
     return {
@@ -238,7 +249,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "impl": impl,
         "layer": type(model.layers[0].attn.q).__name__,
         "precision": precision if precision != "auto" else ("bf16" if device.type == "cuda" else "fp32"),
-        "compiled": compiled,
+        "compiled": impl == "compiled",
         "device": device.type,
         "batch_size": bsz,
         "seq_len": seq,
@@ -248,13 +259,13 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "flops_per_token": fpt,
         "warmup_steps": spec["warmup"],
         "timed_steps": spec["steps"],
-        "compile_s": round(compile_s, 3),
-        "step_ms": round(1000 * elapsed / spec["steps"], 3),
+        "compile_s": round(timing["compile_s"], 3),
+        "step_ms": round(1000 * timing["elapsed"] / spec["steps"], 3),
         "tokens_per_s": round(tps, 1),
         "achieved_tflops": round(achieved, 4),
         "mfu": round(achieved / peak, 4) if peak else "",
-        "peak_mem_mb": round(peak_mem, 1),
-        "mem_kind": mem_kind,
+        "peak_mem_mb": round(timing["peak_mem"], 1),
+        "mem_kind": timing["mem_kind"],
         "loss_first": round(loss_first, 4),
         "loss_last": round(loss_last, 4),
         "load1_end": _loadavg().split()[0] if device.type == "cpu" and _loadavg() else "",
@@ -370,6 +381,20 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def print_projection(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """The paper preset's per-stage time budget (ternarylm.budget) at the best measured ternary rate."""
+    from ternarylm.budget import THROUGHPUTS, budget_markdown
+    from ternarylm.io import load_config
+
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("variant") == "ternary"]
+    if not ok or not args.config.exists():
+        return
+    best = max(ok, key=lambda r: r["tokens_per_s"])
+    note = " -- measured on the --small model, NOT the paper model" if args.small else ""
+    print(f"\nTime budget of {args.config} at {best['config']}'s {best['tokens_per_s']:.0f} tokens/s{note}:")
+    print(budget_markdown(load_config(args.config), {"measured": best["tokens_per_s"], **THROUGHPUTS}))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker is not None:
@@ -428,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(args.out / "results.csv", rows, FIELDS)
     write_json(args.out / "env.json", env)
     print(markdown_table(rows))
+    print_projection(rows, args)
     return 0 if all(r.get("status") == "ok" for r in rows) else 1
 
 

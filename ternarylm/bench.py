@@ -8,7 +8,8 @@ Rows are variant x format x batch:
                           whole sequence (what the seed notebook measured); batch 1 only
   torch-bf16    both      PyTorch eager bf16
   torch-int8    fp32      ``torch.ao`` dynamic int8 quantization of every nn.Linear (the INT8 baseline)
-  torch-packed  ternary   packed 2-bit codes, int8 x int8 matmul (ternarylm.packed)
+  torch-packed  ternary   packed 2-bit codes, int8 x int8 matmul (ternarylm.packed); on a GPU the
+                          codes dequantized once and cached (a baseline: see role)
   gguf-tq2_0    ternary   llama.cpp, TQ2_0 projections, F16 embedding/head
   gguf-tq2_0-q8 ternary   llama.cpp, TQ2_0 projections, Q8_0 embedding/head
   gguf-tq1_0    ternary   llama.cpp, TQ1_0 projections, F16 embedding/head
@@ -26,7 +27,13 @@ ms_per_token = decode time per step with the KV cache after a ``prompt_tokens`` 
 of ``repeats`` runs after ``warmup`` runs, and ms_per_token_iqr its interquartile range over those
 runs (a format whose single run takes longer than ``budget_s / repeats`` gets fewer runs, but never
 fewer than ``min(repeats, 3)``); tokens_per_s = batch * 1000 / ms_per_token.
-Each format is measured in a fresh subprocess so peak memory belongs to that format alone.
+role = ``deployed`` for a form the model ships as (GGUF, the CPU packed kernel, every fp32-twin
+form), ``baseline`` for measurement references that must never decide a verdict: the ternary
+QAT checkpoint run as float (torch-fp32/-bf16, fake-quant), torch-nocache, and torch-packed on a
+GPU (its weights cached dequantized and dense: no ternary kernel, no ternary memory); see
+:func:`row_role`.
+Each format is measured in a fresh subprocess (ternarylm/bench_worker.py) so peak memory belongs
+to that format alone; this module plans the rows, exports the files and writes the CSV.
 
 ``--make-random DIR`` builds both twins at the config's model size with random weights, so the
 paper-size measurement needs no training (speed and size do not depend on the weight values).
@@ -40,45 +47,52 @@ import logging
 import math
 import os
 import platform
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ternarylm.io import UserError, read_json, write_csv, write_json
 
 log = logging.getLogger("ternarylm.bench")
+ROOT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"  # where every default lives
 
-FORMATS: dict[str, tuple[str, ...]] = {
-    "torch-fp32": ("ternary", "fp32"),
-    "torch-nocache": ("ternary",),
-    "torch-bf16": ("ternary", "fp32"),
-    "torch-int8": ("fp32",),
-    "torch-packed": ("ternary",),
-    "gguf-tq2_0": ("ternary",),
-    "gguf-tq2_0-q8": ("ternary",),
-    "gguf-tq1_0": ("ternary",),
-    "gguf-f32": ("fp32",),
-    "gguf-f16": ("fp32",),
-    "gguf-q8_0": ("fp32",),
-}
-# gguf format -> export_gguf keyword arguments
-GGUF_EXPORT: dict[str, dict[str, str]] = {
-    "gguf-tq2_0": {"ternary_type": "tq2_0", "embed_type": "f16"},
-    "gguf-tq2_0-q8": {"ternary_type": "tq2_0", "embed_type": "q8_0"},
-    "gguf-tq1_0": {"ternary_type": "tq1_0", "embed_type": "f16"},
-    "gguf-f32": {"embed_type": "f32", "linear_type": "f32"},
-    "gguf-f16": {"embed_type": "f16", "linear_type": "f16"},
-    "gguf-q8_0": {"embed_type": "q8_0", "linear_type": "q8_0"},
-}
+
+@dataclass(frozen=True)
+class Format:
+    variants: tuple[str, ...]
+    gguf: dict[str, str] = field(default_factory=dict)  # export_gguf keyword arguments
+    cpu_only: bool = False
+    batch1_only: bool = False
+    deployed: tuple[str, ...] = ()  # variants for which this is a deployed form (else baseline)
+
+
+# the one format table: which twins run it, how it is exported, where it can run, its role
+FORMATS: dict[str, Format] = {
+    "torch-fp32": Format(("ternary", "fp32"), deployed=("fp32",)),
+    "torch-nocache": Format(("ternary",), batch1_only=True),
+    "torch-bf16": Format(("ternary", "fp32"), deployed=("fp32",)),
+    "torch-int8": Format(("fp32",), cpu_only=True, deployed=("fp32",)),
+    "torch-packed": Format(("ternary",), deployed=("ternary",)),
+    "gguf-tq2_0": Format(("ternary",), {"ternary_type": "tq2_0", "embed_type": "f16"}, True, deployed=("ternary",)),
+    "gguf-tq2_0-q8": Format(("ternary",), {"ternary_type": "tq2_0", "embed_type": "q8_0"}, True, deployed=("ternary",)),
+    "gguf-tq1_0": Format(("ternary",), {"ternary_type": "tq1_0", "embed_type": "f16"}, True, deployed=("ternary",)),
+    "gguf-f32": Format(("fp32",), {"embed_type": "f32", "linear_type": "f32"}, True, deployed=("fp32",)),
+    "gguf-f16": Format(("fp32",), {"embed_type": "f16", "linear_type": "f16"}, True, deployed=("fp32",)),
+    "gguf-q8_0": Format(("fp32",), {"embed_type": "q8_0", "linear_type": "q8_0"}, True, deployed=("fp32",)),
+}  # fmt: skip
+# bench: settings every worker receives
+SPEC_KEYS = ("prompt_tokens", "new_tokens", "warmup", "repeats", "budget_s", "packed_mode", "seed", "threads")
+ROLE_COLUMN = "role"
+ROLES = ("deployed", "baseline")
 COLUMNS = [
     "device",
     "variant",
     "format",
+    ROLE_COLUMN,
     "batch",
     "threads",
     "n_params",
@@ -97,29 +111,42 @@ COLUMNS = [
     "new_tokens",
     "repeats",
 ]
-# defaults of the `bench:` config keys (config.yaml may set any of them)
-DEFAULTS: dict[str, Any] = {
-    "new_tokens": 64,
-    "prompt_tokens": 16,
-    "batch_sizes": [1, 8],
-    "threads": None,
-    "warmup": 1,
-    "repeats": 3,
-    "budget_s": 30.0,
-    "formats": list(FORMATS),
-    "packed_mode": "int8",
-    "seed": 0,
-}
+
+
+def row_role(fmt: str, variant: str, device: str) -> str:
+    """``deployed`` or ``baseline`` (module docstring); only deployed rows may decide a claim."""
+    if fmt == "torch-packed" and device != "cpu":
+        return "baseline"  # dense dequantized cache on the GPU (packed.kernel_for)
+    return "deployed" if variant in FORMATS[fmt].deployed else "baseline"
+
+
+def default_settings() -> dict[str, Any]:
+    """The root config.yaml's ``bench:`` section: the one place bench defaults live."""
+    import yaml
+
+    if not ROOT_CONFIG.exists():
+        raise UserError(f"missing {ROOT_CONFIG} (bench defaults live there)")
+    return dict(yaml.safe_load(ROOT_CONFIG.read_text(encoding="utf-8"))["bench"])
 
 
 def bench_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The ``bench:`` config section with defaults filled in."""
+    """The ``bench:`` config section over config.yaml's, with ``threads`` resolved to a number."""
     section = (config or {}).get("bench") or {}
-    out = {k: section.get(k, v) for k, v in DEFAULTS.items()}
+    # a resolved pipeline config has every key; a partial one (CLI, tests) falls back to config.yaml
+    missing = set(SPEC_KEYS) | {"formats", "batch_sizes"}
+    out = {**(default_settings() if missing - set(section) else {}), **section}
     unknown = set(out["formats"]) - set(FORMATS)
     if unknown:
         raise UserError(f"bench.formats: unknown {sorted(unknown)} (choose from {list(FORMATS)})")
+    out["threads"] = resolve_threads(out["threads"])
     return out
+
+
+def resolve_threads(threads: int | None) -> int:
+    """null threads = every core this job may use (its CPU affinity: a SLURM/cgroup allocation)."""
+    if threads:
+        return int(threads)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def make_random_twins(model_cfg: dict[str, Any], out_dir: str | Path, seed: int = 0) -> list[Path]:
@@ -140,238 +167,49 @@ def make_random_twins(model_cfg: dict[str, Any], out_dir: str | Path, seed: int 
     return dirs
 
 
-# --- measurement (runs in a fresh subprocess per format) -------------------------------------------
+# --- planning ---------------------------------------------------------------------------------------
 
 
-def _rss_mb() -> float:
-    """Peak resident set size of this process so far, MB.
-
-    Linux: VmHWM, which starts afresh at exec (ru_maxrss would inherit the parent's peak).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
-
-
-def _current_rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return float("nan")
+def plan(
+    variant: str, settings: dict[str, Any], device: str, have_llama: bool
+) -> list[tuple[str, list[int]]]:
+    """(format, batch sizes) to measure for one twin, in settings order."""
+    out = []
+    for fmt in settings["formats"]:
+        f = FORMATS[fmt]
+        if variant not in f.variants or (f.cpu_only and device != "cpu"):
+            continue
+        if fmt.startswith("gguf") and not have_llama:
+            continue
+        out.append((fmt, [1] if f.batch1_only else list(settings["batch_sizes"])))
+    return out
 
 
-def load_model_lean(model_dir: str | Path):
-    """Like ``model.load_model`` but never holds two copies of the weights (built on ``meta``)."""
-    import torch
-    from safetensors.torch import load_file
-
-    from ternarylm.model import ModelConfig, TransformerLM, rope_tables
-
-    model_dir = Path(model_dir)
-    cfg = ModelConfig.from_dict(read_json(model_dir / "config.json")["model"])
-    with torch.device("meta"):
-        model = TransformerLM(cfg)
-    model.load_state_dict(load_file(str(model_dir / "model.safetensors")), assign=True)
-    model.rope_cos, model.rope_sin = rope_tables(cfg.head_dim, cfg.seq_len, cfg.rope_base)
-    return model.eval()
-
-
-def _tensor_mb(obj: Any) -> float:
-    """Bytes of a module's state (quantized modules included) as torch.save writes them, MB."""
-    import io
-
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(obj.state_dict(), buf)
-    return buf.tell() / 1e6
-
-
-MIN_REPEATS = 3
-
-
-def _timed(fn, warmup: int, repeats: int, budget_s: float) -> tuple[float, list[float], int]:
-    """Median prefill s, every timed run's decode s, and the number of timed runs of
-    ``fn() -> (prefill, decode)``.
-
-    At least one warm-up run; a slow format gets fewer timed runs so that they take about
-    ``budget_s`` seconds, but never fewer than ``min(repeats, MIN_REPEATS)``.
-    """
-    t0 = time.perf_counter()
-    for _ in range(max(warmup, 1)):
-        fn()
-    per_run = (time.perf_counter() - t0) / max(warmup, 1)
-    n = max(min(repeats, MIN_REPEATS), 1, min(repeats, int(budget_s / max(per_run, 1e-9))))
-    runs = [fn() for _ in range(n)]
-    return statistics.median(r[0] for r in runs), [r[1] for r in runs], n
-
-
-def iqr(values: list[float]) -> float:
-    """Interquartile range (inclusive quartiles; 0 for a single value)."""
-    if len(values) < 2:
-        return 0.0
-    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q3 - q1
-
-
-def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    import torch
-
-    from ternarylm.packed import load_packed
-
-    if spec["threads"]:
-        torch.set_num_threads(spec["threads"])
-    device = torch.device(spec["device"])
-    base = _rss_mb()
-    fmt = spec["format"]
+def _export(fmt: str, model_dir: Path, tmp: Path, variant: str, tokenizer) -> Path:
+    """The file a worker loads for ``fmt`` (the model dir itself for unexported torch forms)."""
     if fmt == "torch-packed":
-        model = load_packed(spec["path"], mode=spec["packed_mode"])
-        weight_mb = os.path.getsize(spec["path"]) / 1e6
-    else:
-        model = load_model_lean(spec["path"])
-        if fmt == "torch-bf16":
-            model = model.to(torch.bfloat16)
-        elif fmt == "torch-int8":
-            import warnings
-
-            from torch.ao.quantization import quantize_dynamic
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        weight_mb = _tensor_mb(model)
-    model = model.to(device).eval()
-    load_rss = _current_rss_mb()
-    cuda = device.type == "cuda"
-    gpu_load = torch.cuda.memory_allocated(device) / 1e6 if cuda else None
-    n_params = int(spec["n_params"])
-    gen = torch.Generator().manual_seed(spec["seed"])
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    rows = []
-    for batch in spec["batches"]:
-        prompt = torch.randint(5, spec["vocab_size"], (batch, spec["prompt_tokens"]), generator=gen).to(
-            device
-        )
-
-        @torch.inference_mode()
-        def once(prompt=prompt):
-            t0 = time.perf_counter()
-            logits, cache = model.forward_cached(prompt)
-            sync()
-            t1 = time.perf_counter()
-            for _ in range(spec["new_tokens"]):
-                nxt = logits[:, -1].argmax(-1, keepdim=True)
-                logits, cache = model.forward_cached(nxt, cache)
-            sync()
-            return t1 - t0, time.perf_counter() - t1
-
-        @torch.inference_mode()
-        def once_nocache(prompt=prompt):
-            t0 = time.perf_counter()
-            ids = prompt
-            logits = model(ids)
-            sync()
-            t1 = time.perf_counter()
-            for _ in range(spec["new_tokens"]):
-                ids = torch.cat((ids, logits[:, -1].argmax(-1, keepdim=True)), dim=1)
-                logits = model(ids)  # the whole sequence again, every step
-            sync()
-            return t1 - t0, time.perf_counter() - t1
-
-        fn = once_nocache if fmt == "torch-nocache" else once
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(device)
-        prefill, decode, n = _timed(fn, spec["warmup"], spec["repeats"], spec["budget_s"])
-        row = _row(spec, batch, n_params, weight_mb, base, load_rss, prefill, decode, n)
-        if cuda:
-            row["gpu_load_mb"] = round(gpu_load, 1)
-            row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 1e6, 1)
-        rows.append(row)
-    return rows
-
-
-def _measure_gguf(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    import numpy as np
-
-    from ternarylm.generate import LlamaCpp
-
-    base = _rss_mb()
-    weight_mb = os.path.getsize(spec["path"]) / 1e6
-    rng = np.random.default_rng(spec["seed"])
-    rows = []
-    for batch in spec["batches"]:
-        prompts = rng.integers(5, spec["vocab_size"], (batch, spec["prompt_tokens"])).tolist()
-        n_ctx = spec["prompt_tokens"] + spec["new_tokens"] + 1
-        with LlamaCpp(spec["path"], n_ctx=n_ctx, n_seq=batch, threads=spec["threads"]) as llm:
-            load_rss = _current_rss_mb()
-
-            def once(llm=llm, prompts=prompts):
-                llm.reset()
-                t0 = time.perf_counter()
-                logits = llm.decode(prompts)
-                t1 = time.perf_counter()
-                for _ in range(spec["new_tokens"]):
-                    logits = llm.decode([[int(t)] for t in logits.argmax(-1)])
-                return t1 - t0, time.perf_counter() - t1
-
-            prefill, decode, n = _timed(once, spec["warmup"], spec["repeats"], spec["budget_s"])
-        rows.append(_row(spec, batch, int(spec["n_params"]), weight_mb, base, load_rss, prefill, decode, n))
-    return rows
-
-
-def _row(spec, batch, n_params, weight_mb, base, load_rss, prefill, decodes, repeats) -> dict[str, Any]:
-    per_token = [1000 * d / spec["new_tokens"] for d in decodes]
-    ms = statistics.median(per_token)
-    return {
-        "device": spec["device"],
-        "variant": spec["variant"],
-        "format": spec["format"],
-        "batch": batch,
-        "threads": spec["threads"] or "",
-        "n_params": n_params,
-        "weight_mb": round(weight_mb, 2),
-        "load_rss_mb": round(load_rss, 1),
-        "rss_mb": round(_current_rss_mb(), 1),
-        "peak_rss_mb": round(_rss_mb(), 1),
-        "base_rss_mb": round(base, 1),
-        "gpu_load_mb": "",  # CUDA only: torch.cuda.memory_allocated after loading
-        "gpu_peak_mb": "",  # CUDA only: torch.cuda.max_memory_allocated while decoding that batch
-        "prefill_ms": round(1000 * prefill, 3),
-        "ms_per_token": round(ms, 3),
-        "ms_per_token_iqr": round(iqr(per_token), 3),
-        "tokens_per_s": round(batch * 1000 / ms, 2),
-        "prompt_tokens": spec["prompt_tokens"],
-        "new_tokens": spec["new_tokens"],
-        "repeats": repeats,
-    }
-
-
-def _worker() -> None:
-    """Subprocess entry: a JSON spec on stdin, a JSON list of rows as the last stdout line."""
-    spec = json.loads(sys.stdin.read())
-    if spec["format"].startswith("gguf"):
-        import llama_cpp  # noqa: F401  (libraries count in the baseline, not in the model)
-    else:
         import torch
 
-        with torch.device("meta"):  # load_packed builds on meta; its first use imports ~80 MB of torch
-            torch.empty(1)
-    rows = (_measure_gguf if spec["format"].startswith("gguf") else _measure_torch)(spec)
-    print(json.dumps(rows), flush=True)
+        from ternarylm.model import load_model
+        from ternarylm.packed import save_packed
+
+        path = tmp / f"{variant}.packed.safetensors"
+        with torch.no_grad():
+            save_packed(load_model(model_dir), path, fp16=True)
+        return path
+    if fmt.startswith("gguf"):
+        from ternarylm.export import export_gguf
+
+        path = tmp / f"{variant}.{fmt}.gguf"
+        export_gguf(model_dir, path, tokenizer, **FORMATS[fmt].gguf)
+        return path
+    return model_dir
 
 
-def _run_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    cmd = [sys.executable, "-c", "from ternarylm.bench import _worker; _worker()"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if spec["threads"]:
-        env["OMP_NUM_THREADS"] = str(spec["threads"])
+def run_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Measure one format in a fresh interpreter (ternarylm/bench_worker.py); returns its rows."""
+    cmd = [sys.executable, "-m", "ternarylm.bench_worker"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(spec["threads"])}
     proc = subprocess.run(cmd, input=json.dumps(spec), capture_output=True, text=True, env=env)
     if proc.stderr.strip():
         log.debug("%s worker stderr:\n%s", spec["format"], proc.stderr.strip())
@@ -382,10 +220,43 @@ def _run_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _bench_model(
+    model_dir: Path, settings, device: str, tokenizer, tmp: Path, have_llama: bool
+) -> list[dict]:
+    mcfg = read_json(model_dir / "config.json")["model"]
+    variant = mcfg.get("linear", "fp32")
+    n_params = _count_params(model_dir)
+    rows = []
+    for fmt, batches in plan(variant, settings, device, have_llama):
+        path = _export(fmt, model_dir, tmp, variant, tokenizer)
+        spec = {k: settings[k] for k in SPEC_KEYS} | {
+            "path": str(path),
+            "variant": variant,
+            "format": fmt,
+            "role": row_role(fmt, variant, device),
+            "device": device,
+            "batches": batches,
+            "vocab_size": mcfg["vocab_size"],
+            "n_params": n_params,
+        }
+        t0 = time.perf_counter()
+        new = run_worker(spec)
+        for r in new:
+            log.info(
+                "%-7s %-14s batch %2d: %8.2f MB  %8.3f ms/token  peak RSS %7.1f MB  (%.0fs)",
+                variant, fmt, r["batch"], r["weight_mb"], r["ms_per_token"], r["peak_rss_mb"],
+                time.perf_counter() - t0,
+            )  # fmt: skip
+        rows.extend(new)
+        if path != model_dir:
+            path.unlink()
+    return rows
+
+
 # --- environment ------------------------------------------------------------------------------------
 
 
-def environment(device: str, threads: int | None) -> dict[str, Any]:
+def environment(device: str, threads: int) -> dict[str, Any]:
     """CPU/GPU model, thread count and library versions of this machine."""
     import numpy
     import torch
@@ -393,7 +264,7 @@ def environment(device: str, threads: int | None) -> dict[str, Any]:
     env: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "device": device,
-        "threads": threads or torch.get_num_threads(),
+        "threads": threads,
         "logical_cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -444,9 +315,6 @@ def run_bench(
     env_out: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Export, measure and write ``out_csv`` (+ env.json beside it); returns the rows."""
-    from ternarylm.export import export_gguf
-    from ternarylm.packed import save_packed
-
     out_csv = Path(out_csv)
     env_out = Path(env_out) if env_out else out_csv.with_name("env.json")
     env = environment(device, settings["threads"])
@@ -464,65 +332,7 @@ def run_bench(
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_csv.parent, prefix=".bench-") as tmp:
         for model_dir in model_dirs:
-            model_dir = Path(model_dir)
-            mcfg = read_json(model_dir / "config.json")["model"]
-            variant = mcfg.get("linear", "fp32")
-            n_params = _count_params(model_dir)
-            for fmt in settings["formats"]:
-                if variant not in FORMATS[fmt]:
-                    continue
-                if fmt.startswith("gguf") and not have_llama:
-                    continue
-                if device != "cpu" and fmt == "torch-int8":
-                    continue  # dynamic int8 quantization is CPU-only
-                path = model_dir
-                if fmt == "torch-packed":
-                    import torch
-
-                    from ternarylm.model import load_model
-
-                    path = Path(tmp) / f"{variant}.packed.safetensors"
-                    with torch.no_grad():
-                        save_packed(load_model(model_dir), path, fp16=True)
-                elif fmt.startswith("gguf"):
-                    path = Path(tmp) / f"{variant}.{fmt}.gguf"
-                    export_gguf(model_dir, path, tokenizer, **GGUF_EXPORT[fmt])
-                batches = settings["batch_sizes"]
-                if fmt == "torch-nocache" or (device != "cpu" and fmt.startswith("gguf")):
-                    batches = [1]
-                spec = {
-                    "path": str(path),
-                    "variant": variant,
-                    "format": fmt,
-                    "device": device,
-                    "threads": settings["threads"],
-                    "batches": batches,
-                    "prompt_tokens": settings["prompt_tokens"],
-                    "new_tokens": settings["new_tokens"],
-                    "warmup": settings["warmup"],
-                    "repeats": settings["repeats"],
-                    "budget_s": settings["budget_s"],
-                    "packed_mode": settings["packed_mode"],
-                    "seed": settings["seed"],
-                    "vocab_size": mcfg["vocab_size"],
-                    "n_params": n_params,
-                }
-                t0 = time.perf_counter()
-                new = _run_worker(spec)
-                for r in new:
-                    log.info(
-                        "%-7s %-14s batch %2d: %8.2f MB  %8.3f ms/token  peak RSS %7.1f MB  (%.0fs)",
-                        variant,
-                        fmt,
-                        r["batch"],
-                        r["weight_mb"],
-                        r["ms_per_token"],
-                        r["peak_rss_mb"],
-                        time.perf_counter() - t0,
-                    )
-                rows.extend(new)
-                if path != model_dir:
-                    path.unlink()
+            rows += _bench_model(Path(model_dir), settings, device, tokenizer, Path(tmp), have_llama)
     env["loadavg_end"] = os.getloadavg()
     env["settings"] = settings
     env["models"] = [str(d) for d in model_dirs]
@@ -551,6 +361,7 @@ def markdown_table(csv_path: str | Path, batch: int | None = None) -> str:
     cols = [
         "variant",
         "format",
+        ROLE_COLUMN,
         "batch",
         "weight_mb",
         "load_rss_mb",
@@ -575,16 +386,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--tokenizer", type=Path, help="tokenizer.json for the GGUF vocab (default: placeholder vocab)"
     )
     p.add_argument("--out", required=True, type=Path, help="results.csv (env.json is written beside it)")
-    p.add_argument("--threads", type=int, help="CPU threads (default: config bench.threads, else all)")
+    p.add_argument(
+        "--threads", type=int, help="CPU threads (default: config bench.threads; null = all usable cores)"
+    )
     p.add_argument("--formats", nargs="+", choices=list(FORMATS), help="default: config bench.formats (all)")
     p.add_argument("--batch-sizes", nargs="+", type=int, help="default: config bench.batch_sizes")
 
 
 def run(args: argparse.Namespace, config: dict) -> None:
+    overrides = {k: getattr(args, k) for k in ("threads", "formats", "batch_sizes") if getattr(args, k)}
+    config = {**(config or {}), "bench": {**((config or {}).get("bench") or {}), **overrides}}
     settings = bench_settings(config)
-    for key in ("threads", "formats", "batch_sizes"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
     if args.device == "cuda":
         import torch
 

@@ -181,24 +181,15 @@ def export_gguf(
     import gguf
 
     from ternarylm.model import load_model
-    from ternarylm.quant import BitLinear, ternary_codes
+    from ternarylm.quant import BitLinear
 
-    if ternary_type not in TERNARY_TYPES:
-        raise UserError(f"--ternary-type must be one of {TERNARY_TYPES}, got {ternary_type!r}")
-    for what, kind in (("--embed-type", embed_type), ("--linear-type", linear_type)):
-        if kind not in DENSE_TYPES:
-            raise UserError(f"{what} must be one of {DENSE_TYPES}, got {kind!r}")
+    _check_types(ternary_type, embed_type, linear_type)
     model = load_model(model_dir)
-    cfg = model.cfg
     ternary = {name for name, m in model.named_modules() if isinstance(m, BitLinear)}
     for name in ternary:
         d_in = model.get_submodule(name).in_features
         if d_in % QK:
             raise UserError(f"{name}: input dim {d_in} is not a multiple of {QK}; TQ types need it")
-    tokens, types, specials = wpm_vocab(tokenizer, cfg.vocab_size)
-
-    tq = gguf.GGMLQuantizationType.TQ2_0 if ternary_type == "tq2_0" else gguf.GGMLQuantizationType.TQ1_0
-    pack = tq2_0_blocks if ternary_type == "tq2_0" else tq1_0_blocks
     file_type = {
         "tq2_0": gguf.LlamaFileType.MOSTLY_TQ2_0,
         "tq1_0": gguf.LlamaFileType.MOSTLY_TQ1_0,
@@ -208,50 +199,10 @@ def export_gguf(
     }[ternary_type if ternary else linear_type]
 
     out = Path(out)
-    counts: dict[str, int] = {}
     with atomic_path(out) as tmp:
         w = gguf.GGUFWriter(str(tmp), arch="llama")
-        w.add_name(f"ternarylm-{cfg.linear}")
-        w.add_context_length(cfg.seq_len)
-        w.add_embedding_length(cfg.d_model)
-        w.add_block_count(cfg.n_layers)
-        w.add_feed_forward_length(cfg.ffn_hidden)
-        w.add_head_count(cfg.n_heads)
-        w.add_head_count_kv(cfg.n_heads)
-        w.add_rope_dimension_count(cfg.head_dim)
-        w.add_rope_freq_base(float(cfg.rope_base))
-        w.add_layer_norm_rms_eps(float(cfg.norm_eps))
-        w.add_vocab_size(cfg.vocab_size)
-        w.add_file_type(int(file_type))
-        w.add_quantization_version(gguf.GGML_QUANT_VERSION)
-        w.add_tokenizer_model("bert")
-        w.add_tokenizer_pre("default")
-        w.add_token_list(tokens)
-        w.add_token_types(types)
-        w.add_bos_token_id(specials["cls"])
-        w.add_eos_token_id(specials["sep"])
-        w.add_sep_token_id(specials["sep"])
-        w.add_unk_token_id(specials["unk"])
-        w.add_pad_token_id(specials["pad"])
-        w.add_mask_token_id(specials["mask"])
-        w.add_add_bos_token(False)
-        w.add_add_eos_token(False)
-
-        for key, t in model.state_dict().items():
-            name, owner = gguf_name(key), key.removesuffix(".weight")
-            t = t.detach().float()
-            raw = None
-            if owner in ternary:
-                codes, alpha = ternary_codes(t)
-                data, raw, kind = pack(codes.numpy(), float(alpha)), tq, ternary_type
-            elif t.ndim == 1:
-                data, kind = t.numpy().astype(np.float32), "f32"
-            elif owner in ("tok_emb", "head"):
-                (data, raw), kind = dense_tensor(t.numpy(), embed_type), embed_type
-            else:
-                (data, raw), kind = dense_tensor(t.numpy(), linear_type), linear_type
-            counts[kind] = counts.get(kind, 0) + 1
-            w.add_tensor(name, data, raw_dtype=raw)
+        _write_metadata(w, model.cfg, wpm_vocab(tokenizer, model.cfg.vocab_size), int(file_type))
+        counts = _add_tensors(w, model, ternary, ternary_type, embed_type, linear_type)
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
@@ -259,6 +210,77 @@ def export_gguf(
     size = out.stat().st_size
     log.info("wrote %s (%.1f MB, tensor types %s)", out, size / 1e6, counts)
     return {"path": str(out), "bytes": size, "tensor_types": counts, "file_type": file_type.name}
+
+
+def _check_types(ternary_type: str, embed_type: str, linear_type: str) -> None:
+    if ternary_type not in TERNARY_TYPES:
+        raise UserError(f"--ternary-type must be one of {TERNARY_TYPES}, got {ternary_type!r}")
+    for what, kind in (("--embed-type", embed_type), ("--linear-type", linear_type)):
+        if kind not in DENSE_TYPES:
+            raise UserError(f"{what} must be one of {DENSE_TYPES}, got {kind!r}")
+
+
+def _write_metadata(
+    w: Any, cfg: Any, vocab: tuple[list[str], list[int], dict[str, int]], file_type: int
+) -> None:
+    """llama-arch hyperparameters and the WordPiece vocab as llama.cpp's ``bert`` tokenizer."""
+    import gguf
+
+    tokens, types, specials = vocab
+    w.add_name(f"ternarylm-{cfg.linear}")
+    w.add_context_length(cfg.seq_len)
+    w.add_embedding_length(cfg.d_model)
+    w.add_block_count(cfg.n_layers)
+    w.add_feed_forward_length(cfg.ffn_hidden)
+    w.add_head_count(cfg.n_heads)
+    w.add_head_count_kv(cfg.n_heads)
+    w.add_rope_dimension_count(cfg.head_dim)
+    w.add_rope_freq_base(float(cfg.rope_base))
+    w.add_layer_norm_rms_eps(float(cfg.norm_eps))
+    w.add_vocab_size(cfg.vocab_size)  # the real vocab: the model's state dict drops the head's padding
+    w.add_file_type(file_type)
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    w.add_tokenizer_model("bert")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_bos_token_id(specials["cls"])
+    w.add_eos_token_id(specials["sep"])
+    w.add_sep_token_id(specials["sep"])
+    w.add_unk_token_id(specials["unk"])
+    w.add_pad_token_id(specials["pad"])
+    w.add_mask_token_id(specials["mask"])
+    w.add_add_bos_token(False)
+    w.add_add_eos_token(False)
+
+
+def _add_tensors(
+    w: Any, model: torch.nn.Module, ternary: set[str], ternary_type: str, embed_type: str, linear_type: str
+) -> dict[str, int]:
+    """Add every tensor in its GGUF type; returns how many tensors of each type."""
+    import gguf
+
+    from ternarylm.quant import ternary_codes
+
+    tq = gguf.GGMLQuantizationType.TQ2_0 if ternary_type == "tq2_0" else gguf.GGMLQuantizationType.TQ1_0
+    pack = tq2_0_blocks if ternary_type == "tq2_0" else tq1_0_blocks
+    counts: dict[str, int] = {}
+    for key, t in model.state_dict().items():
+        name, owner = gguf_name(key), key.removesuffix(".weight")
+        t = t.detach().float()
+        raw = None
+        if owner in ternary:
+            codes, alpha = ternary_codes(t)
+            data, raw, kind = pack(codes.numpy(), float(alpha)), tq, ternary_type
+        elif t.ndim == 1:
+            data, kind = t.numpy().astype(np.float32), "f32"
+        elif owner in ("tok_emb", "head"):
+            (data, raw), kind = dense_tensor(t.numpy(), embed_type), embed_type
+        else:
+            (data, raw), kind = dense_tensor(t.numpy(), linear_type), linear_type
+        counts[kind] = counts.get(kind, 0) + 1
+        w.add_tensor(name, data, raw_dtype=raw)
+    return counts
 
 
 def export_packed(model_dir: str | Path, out: str | Path, fp16: bool = False) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ternarylm.quant import BitLinear
+from ternarylm.quant import BitLinear, shared_input
 
 PROJECTIONS = ("q", "k", "v", "o", "gate", "up", "down")
 
@@ -39,6 +39,9 @@ class ModelConfig:
     norm_eps: float = 1e-6
     quantize: list[str] = field(default_factory=lambda: list(PROJECTIONS))
     init_std: float = 0.02
+    # the output layer computes this many extra zero rows up to a multiple (GPU GEMMs want
+    # multiples of 64; a learned WordPiece vocab has any size); they never reach a softmax
+    vocab_multiple: int = 64
 
     def __post_init__(self) -> None:
         if self.linear not in ("ternary", "fp32"):
@@ -52,6 +55,11 @@ class ModelConfig:
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
+
+    @property
+    def padded_vocab(self) -> int:
+        m = max(int(self.vocab_multiple), 1)
+        return -(-self.vocab_size // m) * m
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,9 +124,10 @@ class Attention(nn.Module):
         kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Causal attention; with ``kv_cache`` (past k, v) the new tokens attend to the past too."""
-        q = apply_rope(self.heads(self.q(x)), cos, sin)
-        k = apply_rope(self.heads(self.k(x)), cos, sin)
-        v = self.heads(self.v(x))
+        q, k, v = shared_input(x, self.q, self.k, self.v)
+        q = apply_rope(self.heads(q), cos, sin)
+        k = apply_rope(self.heads(k), cos, sin)
+        v = self.heads(v)
         if kv_cache is not None:
             k = torch.cat((kv_cache[0], k), dim=2)
             v = torch.cat((kv_cache[1], v), dim=2)
@@ -141,7 +150,8 @@ class SwiGLU(nn.Module):
         self.down = make_linear(cfg, "down", cfg.ffn_hidden, cfg.d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        gate, up = shared_input(x, self.gate, self.up)
+        return self.down(F.silu(gate) * up)
 
 
 class Block(nn.Module):
@@ -177,6 +187,20 @@ class TransformerLM(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith(("attn.o.weight", "mlp.down.weight")):
                 nn.init.normal_(p, std=cfg.init_std / math.sqrt(2 * cfg.n_layers))
+        self._pad_head()
+
+    def _pad_head(self) -> None:
+        # zero rows appended after the init, so the random stream (and every real weight) is the
+        # unpadded model's; forward slices them off, so their gradient is 0 and they stay 0
+        pad = self.cfg.padded_vocab - self.cfg.vocab_size
+        if pad <= 0:
+            return
+        w = self.head.weight
+        self.head.weight = nn.Parameter(torch.cat((w.detach(), w.new_zeros(pad, w.shape[1]))))
+        self.head.out_features = self.cfg.padded_vocab
+        # checkpoints, exports and packed files keep the real vocab: slice on save, pad on load
+        self.register_state_dict_post_hook(_unpad_head_state)
+        self.register_load_state_dict_pre_hook(_pad_head_state)
 
     def _init(self, m: nn.Module) -> None:
         if isinstance(m, (nn.Linear, nn.Embedding)):
@@ -197,9 +221,17 @@ class TransformerLM(nn.Module):
             x, _ = layer(x, cos, sin)
         return self.norm(x)
 
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Output layer over the padded vocab, padding columns dropped (they never reach a softmax)."""
+        return self.head(h)[..., : self.cfg.vocab_size]
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits (B, T, vocab) for token ids ``idx`` (B, T)."""
-        return self.head(self.hidden(idx))
+        return self.logits(self.hidden(idx))
+
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        """Model and loss as one function, so torch.compile puts the CE over the logits in its graph."""
+        return lm_loss(self(idx), targets, label_smoothing)
 
     @torch.no_grad()
     def forward_cached(self, idx: torch.Tensor, cache: list | None = None) -> tuple[torch.Tensor, list]:
@@ -211,10 +243,25 @@ class TransformerLM(nn.Module):
         for i, layer in enumerate(self.layers):
             x, kv = layer(x, cos, sin, cache[i] if cache else None)
             new_cache.append(kv)
-        return self.head(self.norm(x)), new_cache
+        return self.logits(self.norm(x)), new_cache
 
     def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Parameters of the model as saved (the head's zero padding rows not counted)."""
+        pad = (self.cfg.padded_vocab - self.cfg.vocab_size) * self.cfg.d_model
+        return sum(p.numel() for p in self.parameters()) - pad
+
+
+def _unpad_head_state(module: TransformerLM, state: dict, prefix: str, local_metadata: dict) -> None:
+    key = prefix + "head.weight"
+    if key in state:
+        state[key] = state[key][: module.cfg.vocab_size]
+
+
+def _pad_head_state(module: TransformerLM, state: dict, prefix: str, *args: Any) -> None:
+    key, cfg = prefix + "head.weight", module.cfg
+    w = state.get(key)
+    if w is not None and w.shape[0] == cfg.vocab_size < cfg.padded_vocab:
+        state[key] = torch.cat((w, w.new_zeros(cfg.padded_vocab - cfg.vocab_size, w.shape[1])))
 
 
 def build_model(cfg: ModelConfig | dict[str, Any], seed: int | None = None) -> TransformerLM:

@@ -20,8 +20,13 @@ CPU kernels (``mode``):
   that sit exactly on a rounding tie of the next layer's 8-bit quantizer -- common, since they are
   themselves sums of grid values -- can then round the other way, so whole-model logits agree to
   ~1e-2, not bitwise. The reference for both is BitLinear itself (tests/test_deploy.py).
-CUDA: ``unpack`` runs on any device through plain torch ops but has NOT been tested on a GPU
-(no GPU where this was written); a fused Triton kernel would replace it there.
+  * ``dense``  -- unpack and dequantize once, keep ``alpha * codes`` cached in the activation dtype
+    and run a float matmul (bitwise the ``unpack`` result). What ``int8`` means on a GPU
+    (:func:`kernel_for`): rebuilding the lookup table and unpacking every call costs thousands of
+    small kernels per token there. It holds the weights dense in memory, so on a GPU it is a
+    latency baseline, not the deployed ternary form (the bench marks its row ``baseline``).
+CUDA paths run through plain torch ops and have NOT been tested on a GPU (no GPU where this was
+written); a fused Triton kernel on the packed codes would be the deployed GPU form.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import torch.nn.functional as F
 from ternarylm.quant import EPS, BitLinear, quantize_activation, ternary_codes
 
 FORMAT = "ternarylm-packed-v1"
-MODES = ("int8", "unpack")
+MODES = ("int8", "unpack", "dense")
 
 
 def pack_codes(codes: torch.Tensor) -> torch.Tensor:
@@ -83,6 +88,13 @@ def int8_matmul(xq: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     return torch._int_mm(xq, codes.t()).float()
 
 
+def kernel_for(mode: str, device: torch.device) -> str:
+    """The kernel a PackedTernaryLinear in ``mode`` runs on ``device`` (int8 is a CPU kernel)."""
+    if mode == "int8" and device.type != "cpu":
+        return "dense"
+    return mode
+
+
 class PackedTernaryLinear(nn.Module):
     """Inference-only ternary linear: packed 2-bit codes + fp32 alpha, no latent weight."""
 
@@ -95,6 +107,7 @@ class PackedTernaryLinear(nn.Module):
         self.register_buffer("packed", torch.zeros(out_features, (in_features + 3) // 4, dtype=torch.uint8))
         self.register_buffer("alpha", torch.ones(1))
         self._codes: torch.Tensor | None = None  # int8 cache for mode "int8"
+        self._dense: torch.Tensor | None = None  # alpha * codes cache for mode "dense"
 
     @classmethod
     def from_bitlinear(cls, m: BitLinear, mode: str = "int8") -> PackedTernaryLinear:
@@ -109,13 +122,21 @@ class PackedTernaryLinear(nn.Module):
         return unpack_codes(self.packed, self.in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "int8" and self.act_bits == 8 and x.device.type == "cpu":
+        kernel = kernel_for(self.mode, x.device)
+        if kernel == "int8" and self.act_bits == 8:
             return self._forward_int8(x)
-        # reference path, bitwise the BitLinear forward (same float ops); also the (untested) CUDA path
+        # reference path, bitwise the BitLinear forward (same float ops)
         if self.act_bits:
             x = quantize_activation(x, self.act_bits)
-        w = unpack_codes(self.packed, self.in_features, x.dtype) * self.alpha.to(x.dtype)
-        return F.linear(x, w)
+        if kernel == "dense":
+            d = self._dense
+            if d is None or d.device != x.device or d.dtype != x.dtype:
+                self._dense = d = self.dequantized(x.dtype)
+            return F.linear(x, d)
+        return F.linear(x, self.dequantized(x.dtype))
+
+    def dequantized(self, dtype: torch.dtype) -> torch.Tensor:
+        return unpack_codes(self.packed, self.in_features, dtype) * self.alpha.to(dtype)
 
     def _forward_int8(self, x: torch.Tensor) -> torch.Tensor:
         if self._codes is None or self._codes.device != x.device:
@@ -154,7 +175,7 @@ def set_mode(model: nn.Module, mode: str) -> None:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     for m in model.modules():
         if isinstance(m, PackedTernaryLinear):
-            m.mode, m._codes = mode, None
+            m.mode, m._codes, m._dense = mode, None, None
 
 
 def save_packed(

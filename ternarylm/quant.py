@@ -58,15 +58,55 @@ class BitLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, act_bits: int = 8) -> None:
         super().__init__(in_features, out_features, bias=False)
         self.act_bits = act_bits
+        self._wq: tuple[tuple, torch.Tensor] | None = None  # (cache key, quantized weight), eval only
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = ste(self.weight, quantize_weight(self.weight))
-        if self.act_bits:
-            x = ste(x, quantize_activation(x, self.act_bits))
-        return F.linear(x, w)
+    def train(self, mode: bool = True) -> BitLinear:
+        self._wq = None  # a cache made in eval mode must not outlive it
+        return super().train(mode)
+
+    def _cache_key(self) -> tuple | None:
+        # inference tensors have no version counter: no cache for weights made in inference mode
+        if self.weight.is_inference():
+            return None
+        w = self.weight
+        return (w._version, w.data_ptr(), w.device, w.dtype, torch.is_inference_mode_enabled())
+
+    def quantized_weight(self) -> torch.Tensor:
+        """alpha * ternary(W / alpha); cached in eval mode without autograd.
+
+        The key holds the weight's version counter, so an optimizer step or load_state_dict (both
+        in place) invalidates it; train() drops it. While training, or with autograd on, every call
+        quantizes afresh and the STE carries the gradient to the latent weight.
+        """
+        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return ste(self.weight, quantize_weight(self.weight))
+        key = self._cache_key()
+        if key is None:
+            return quantize_weight(self.weight)
+        if self._wq is None or self._wq[0] != key:
+            self._wq = (key, quantize_weight(self.weight))
+        return self._wq[1]
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward's activation quantization, exposed so layers sharing an input do it once."""
+        return ste(x, quantize_activation(x, self.act_bits)) if self.act_bits else x
+
+    def forward(self, x: torch.Tensor, input_quantized: bool = False) -> torch.Tensor:
+        if not input_quantized:
+            x = self.quantize_input(x)
+        return F.linear(x, self.quantized_weight())
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, act_bits={self.act_bits}"
+
+
+def shared_input(x: torch.Tensor, *linears: nn.Module) -> list[torch.Tensor]:
+    """``[m(x) for m in linears]``, quantizing ``x`` once when every layer is a BitLinear with the
+    same ``act_bits`` (q/k/v, gate/up): same values, a third of the activation passes."""
+    if all(type(m) is BitLinear for m in linears) and len({m.act_bits for m in linears}) == 1:
+        xq = linears[0].quantize_input(x)
+        return [m(xq, input_quantized=True) for m in linears]
+    return [m(x) for m in linears]
 
 
 def ternary_state(model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

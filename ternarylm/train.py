@@ -70,25 +70,33 @@ def make_scheduler(opt: torch.optim.Optimizer, tcfg: dict[str, Any], total_steps
 
 
 def maybe_compile(model: nn.Module, mode: str | bool, device: torch.device) -> nn.Module:
-    """``torch.compile`` the model when asked (``auto`` = on CUDA).
+    """Compile the training step's model+loss when asked (``auto`` = on CUDA); returns ``model``.
 
-    Only a missing/unsupported ``torch.compile`` falls back here; compilation itself happens at
-    the first forward, where an error stops the run — set ``train.compile: false`` then.
+    What gets compiled is ``model.loss`` (forward and label-smoothed CE in one graph, so the CE over
+    the logits is fused instead of running eagerly), kept as ``model.compiled_loss`` for
+    :func:`train_step`. The model's own forward stays eager: evaluation (other mode, other batch
+    sizes) never triggers a recompile. Only a missing/unsupported ``torch.compile`` falls back
+    here; compilation happens at the first step, where an error stops the run — set
+    ``train.compile: false`` then.
     """
     want = device.type == "cuda" if mode == "auto" else bool(mode)
     if not want:
         return model
     try:
-        return torch.compile(model)
+        model.compiled_loss = torch.compile(model.loss)
     except Exception as e:  # compile unsupported on this platform/python
         log.warning("torch.compile unavailable (%s); training eager", e)
-        return model
+    return model
 
 
 def train_step(model, x, y, opt, sched, tcfg: dict[str, Any], ctx) -> torch.Tensor:
     """One optimizer step; returns the (detached, on-device) training loss — no host sync."""
+    loss_fn = getattr(model, "compiled_loss", None)
     with ctx:
-        loss = lm_loss(model(x), y, tcfg["label_smoothing"])
+        if loss_fn is not None:
+            loss = loss_fn(x, y, tcfg["label_smoothing"])
+        else:
+            loss = lm_loss(model(x), y, tcfg["label_smoothing"])
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if tcfg.get("grad_clip"):
@@ -127,7 +135,12 @@ class TokenWindows:
 def evaluate_loss(
     model, windows: TokenWindows, batch_size: int, n_batches: int | None, ctx, device, label_smoothing: float
 ):
-    """(plain CE, label-smoothed CE) averaged over the first ``n_batches`` batches (None = all)."""
+    """(plain CE, label-smoothed CE) averaged over the first ``n_batches`` batches (None = all).
+
+    Always the eager forward (a compiled module is unwrapped): eval mode and a partial last batch
+    would otherwise each compile another graph.
+    """
+    model = getattr(model, "_orig_mod", model)
     was_training = model.training
     model.eval()
     total = n_batches * batch_size if n_batches else windows.n

@@ -279,6 +279,26 @@ def test_gguf_fp32_twin_logits_match_exactly(twins, tokenizer_path, token_stream
     assert np.abs(got - expected).max() < 1e-2
 
 
+def test_gguf_and_packed_see_the_real_vocab_of_a_padded_head(tokenizer_path, token_stream, tmp_path):
+    """vocab 500 computes a 512-row head; every exported file and llama.cpp see 500."""
+    pytest.importorskip("llama_cpp")
+    import gguf
+
+    model = build_model({**TINY, "vocab_size": 500, "linear": "fp32"}, seed=0)
+    assert model.head.weight.shape[0] == 512
+    save_model(model, tmp_path / "m")
+    out = tmp_path / "f.gguf"
+    export_gguf(tmp_path / "m", out, tokenizer_path, embed_type="f32", linear_type="f32")
+    shapes = {t.name: list(t.shape) for t in gguf.GGUFReader(str(out)).tensors}
+    assert shapes["output.weight"] == [TINY["d_model"], 500]
+    ids = token_stream[:64].tolist()
+    got = _llama_logits(out, ids)
+    with torch.no_grad():
+        expected = load_model(tmp_path / "m")(torch.tensor([ids]))[0].numpy()
+    assert got.shape == expected.shape == (64, 500)
+    assert np.abs(got - expected).max() < 1e-2
+
+
 def test_llama_cpp_tokenizer_gives_our_ids(twins, tokenizer_path, tmp_path):
     llama_cpp = pytest.importorskip("llama_cpp")
     from tokenizers import Tokenizer
@@ -406,7 +426,7 @@ def test_bench_writes_csv_and_env(twins, tokenizer_path, tmp_path):
     except ImportError:
         formats = {"torch-fp32", "torch-packed"}
     seen = {(r["variant"], r["format"], int(r["batch"])) for r in rows}
-    expected = {(v, f, b) for f in formats for v in FORMATS[f] for b in (1, 2)}
+    expected = {(v, f, b) for f in formats for v in FORMATS[f].variants for b in (1, 2)}
     expected.add(("ternary", "torch-nocache", 1))  # the seed-style form: batch 1 only
     assert seen == expected
     for r in rows:
@@ -426,10 +446,34 @@ def test_bench_writes_csv_and_env(twins, tokenizer_path, tmp_path):
     env = json.loads((out.parent / "env.json").read_text())
     assert env["threads"] == 1 and env["torch"] == torch.__version__ and "cpu_model" in env
     assert not list(out.parent.glob(".bench-*"))  # exported files cleaned up
+    roles = {(r["variant"], r["format"]): r["role"] for r in rows}
+    assert roles[("ternary", "torch-packed")] == "deployed" and roles[("fp32", "torch-fp32")] == "deployed"
+    assert roles[("ternary", "torch-fp32")] == roles[("ternary", "torch-nocache")] == "baseline"
+
+
+def test_bench_roles_and_plan():
+    from ternarylm.bench import FORMATS, ROLES, plan, row_role
+
+    assert row_role("torch-packed", "ternary", "cpu") == "deployed"
+    assert row_role("torch-packed", "ternary", "cuda") == "baseline"  # dense dequantized cache
+    assert row_role("gguf-tq2_0", "ternary", "cpu") == "deployed"
+    assert {row_role(f, v, d) for f in FORMATS for v in FORMATS[f].variants for d in ("cpu", "cuda")} == set(
+        ROLES
+    )
+    settings = {"formats": list(FORMATS), "batch_sizes": [1, 32]}
+    cuda = dict(plan("ternary", settings, "cuda", have_llama=False))
+    assert cuda == {
+        "torch-fp32": [1, 32],
+        "torch-nocache": [1],
+        "torch-bf16": [1, 32],
+        "torch-packed": [1, 32],
+    }
+    assert "torch-int8" in dict(plan("fp32", settings, "cpu", have_llama=True))
+    assert "torch-int8" not in dict(plan("fp32", settings, "cuda", have_llama=True))
 
 
 def test_iqr():
-    from ternarylm.bench import iqr
+    from ternarylm.bench_worker import iqr
 
     assert iqr([3.0]) == 0.0
     assert iqr([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2.0)
@@ -437,7 +481,7 @@ def test_iqr():
 
 
 def test_lean_loader_equals_load_model(twins):
-    from ternarylm.bench import load_model_lean
+    from ternarylm.bench_worker import load_model_lean
 
     idx = torch.randint(5, 300, (2, 9), generator=torch.Generator().manual_seed(2))
     for d in twins.values():
@@ -446,12 +490,18 @@ def test_lean_loader_equals_load_model(twins):
 
 
 def test_bench_settings_validate_formats():
-    from ternarylm.bench import DEFAULTS, bench_settings
+    import os
 
-    assert (
-        bench_settings({"bench": {"devices": ["cpu"], "new_tokens": 64}})["batch_sizes"]
-        == DEFAULTS["batch_sizes"]
-    )
+    import yaml
+
+    from ternarylm.bench import ROOT_CONFIG, bench_settings
+
+    root = yaml.safe_load(ROOT_CONFIG.read_text())["bench"]
+    settings = bench_settings({"bench": {"devices": ["cpu"], "new_tokens": 7}})
+    # defaults come from the root config.yaml (no second defaults dict), the preset wins
+    assert settings["batch_sizes"] == root["batch_sizes"] and settings["new_tokens"] == 7
+    assert root["threads"] is None and settings["threads"] == len(os.sched_getaffinity(0))
+    assert bench_settings({"bench": {"threads": 3}})["threads"] == 3
     with pytest.raises(UserError, match="unknown"):
         bench_settings({"bench": {"formats": ["gguf-q4"]}})
 
