@@ -84,7 +84,14 @@ def stage_seconds(config: dict[str, Any], tokens_per_s: float) -> list[tuple[str
     steps = tokens / step_tokens
     evals = steps / train["eval_every"] + sum(r["epochs"] for r in runs)
     eval_tokens = evals * (train.get("eval_batches") or 50) * step_tokens
-    n_ckpt = steps / train["ckpt_every"]
+    # checkpoints come by wall clock (ckpt_minutes, per process) plus every ckpt_every steps if set
+    minutes = train.get("ckpt_minutes")
+    n_ckpt = tokens / tokens_per_s / (60 * minutes) if minutes else 0.0
+    n_ckpt += steps / train["ckpt_every"] if train.get("ckpt_every") else 0.0
+    cadence = " + ".join(
+        [f"every {minutes} min"] * bool(minutes)
+        + [f"every {train.get('ckpt_every')} steps"] * bool(train.get("ckpt_every"))
+    )
     ev = config.get("evaluate") or {}
     n_models = len(config["variants"]) * len(config["seeds"])
     c = (config.get("corpora") or {}).get(config["main_corpus"], {})
@@ -107,7 +114,7 @@ def stage_seconds(config: dict[str, Any], tokens_per_s: float) -> list[tuple[str
             len(runs) * COMPILE_S,
             f"{len(runs)} x {COMPILE_S:.0f} s (estimate)",
         ),
-        ("checkpoints", n_ckpt * CKPT_S, f"{n_ckpt:.0f} x {CKPT_S} s (every {train['ckpt_every']} steps)"),
+        ("checkpoints", n_ckpt * CKPT_S, f"{n_ckpt:.0f} x {CKPT_S} s ({cadence or 'at the end only'})"),
         (
             "validation during training",
             eval_tokens * EVAL_COST / tokens_per_s,
