@@ -26,7 +26,7 @@ import torch.nn as nn
 from ternarylm.io import UserError, write_csv
 from ternarylm.model import PROJECTIONS, TransformerLM, load_model
 from ternarylm.quant import BitLinear, ternary_codes
-from ternarylm.report.artifacts import SPARSITY_FIELDS
+from ternarylm.report.formats import SPARSITY_FIELDS
 
 # one column list for writer and reader (the report package is torch-free, so it owns it)
 FIELDS = SPARSITY_FIELDS

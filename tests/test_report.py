@@ -488,3 +488,20 @@ def test_smoke_run_notebooks(smoke_run):
     claims = pd.read_csv(smoke_run / "claims.csv")
     measured = claims[claims["verdict"] != paper.NOT_RUN]
     assert (measured["verdict"] == paper.NOT_COMPARABLE).all()  # smoke preset: tiny model, synthetic data
+
+
+def test_report_rule_declares_its_env_and_the_env_covers_the_stage():
+    """report.smk's loop rule has no `rule NAME:` header, so tests/test_envs.py's per-rule
+    checks do not see it: the same checks, here."""
+    import re
+
+    from test_envs import ENVS, REQUIRED_DIRECTIVES, missing_from_env, module_closure
+
+    body = (ROOT / "workflow" / "rules" / "report.smk").read_text()
+    loop = body[body.index("for nb in NOTEBOOKS:") :]
+    for d in REQUIRED_DIRECTIVES:
+        assert re.search(rf"^\s+{d}:", loop, re.M), d
+    assert re.search(r"conda:\s*\n\s+\"\.\./\.\./envs/report\.yaml\"", loop)
+    assert "ternarylm report " in loop  # the installed entry point, not python -m
+    imports = module_closure({"ternarylm.cli", "ternarylm.report.run"})
+    assert not missing_from_env(imports, ENVS / "report.yaml")

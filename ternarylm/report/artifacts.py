@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ternarylm.io import load_config
+from ternarylm.report.formats import SPARSITY_FIELDS
 
 Part = str | int
 
@@ -46,19 +47,6 @@ NOTEBOOK_CONFIG = {
     "claims": ["model", "train", "data_source", "corpora", "convergence", "convergence_corpora"]
     + ["finetune", "bench"],
 }
-# columns of sparsity/{variant}/seed{s}.csv (written by ternarylm.sparsity, read here)
-SPARSITY_FIELDS = [
-    "variant",
-    "layer",
-    "layer_index",
-    "module",
-    "quantized",
-    "frac_zero",
-    "frac_pos",
-    "frac_neg",
-    "alpha",
-    "n_weights",
-]
 
 
 class Layout:
