@@ -435,10 +435,12 @@ def test_footnotes_and_readable():
     from ternarylm.report.display import MISSING, footnotes, readable
 
     why = "smaller/different model: d_model=64 (paper 768); synthetic offline corpus"
-    reasons = pd.Series([f"{why} — ours 1 vs 2", f"{why} — ours 3 vs 4", "short", why])
+    reasons = pd.Series([f"{why} — ours 1 vs 2", f"{why} — ours 3 vs 4", "short", why, None])
     shown, notes = footnotes(reasons)
     assert notes == [why]  # the shared reason appears once
-    assert shown.tolist() == ["[1] ours 1 vs 2", "[1] ours 3 vs 4", "short", "[1]"]
+    assert shown.tolist() == ["[1] ours 1 vs 2", "[1] ours 3 vs 4", "short", "[1]", MISSING]
+    sources = footnotes(pd.Series(["paper", math.nan, "README", "paper"]), min_len=1)
+    assert sources[0].tolist() == ["[1]", MISSING, "[2]", "[1]"] and sources[1] == ["paper", "README"]
     df = pd.DataFrame({"ms": [1.23456, math.nan], "name": ["a", None], "extra": [1, 2]})
     view = readable(df, {"ms": "latency (ms/token)", "name": "name"}, {"ms": 1})
     assert list(view.columns) == ["latency (ms/token)", "name"]

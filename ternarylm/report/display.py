@@ -47,6 +47,9 @@ def footnotes(values: pd.Series, sep: str = " — ", min_len: int = 60) -> tuple
     out = []
     for v in values.tolist():
         s = _cell(v, 2)
+        if s == MISSING:
+            out.append(s)
+            continue
         head, found, tail = s.partition(sep)
         if found and len(head) >= min_len:
             out.append(f"{ref(head)} {tail}")

@@ -41,8 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def notebook_parameters(results: Path, config_path: Path) -> dict[str, str]:
-    """The values injected into a notebook's ``parameters`` cell (absolute paths: the kernel's
-    working directory is not the notebook's)."""
+    """The values injected into a notebook's ``parameters`` cell (absolute, so the executed
+    notebook reruns from any folder; the committed templates hold only relative defaults)."""
     layout = Layout(results.resolve())
     return {
         "results_dir": layout.root,
