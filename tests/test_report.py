@@ -434,11 +434,13 @@ def test_report_package_is_torch_free():
 def test_footnotes_and_readable():
     from ternarylm.report.display import MISSING, footnotes, readable
 
-    why = "smaller/different model: d_model=64 (paper 768); synthetic offline corpus"
-    reasons = pd.Series([f"{why} — ours 1 vs 2", f"{why} — ours 3 vs 4", "short", why, None])
+    model = "smaller/different model: d_model=64 (paper 768), n_layers=2 (paper 12)"
+    data = "synthetic offline corpus"
+    why = f"{model}; {data}"
+    reasons = pd.Series([f"{why} — ours 1 vs 2", f"{model} — ours 3 vs 4", "short", why, None])
     shown, notes = footnotes(reasons)
-    assert notes == [why]  # the shared reason appears once
-    assert shown.tolist() == ["[1] ours 1 vs 2", "[1] ours 3 vs 4", "short", "[1]", MISSING]
+    assert notes == [model, data, why]  # each reason once, also when rows share only part of it
+    assert shown.tolist() == ["[1, 2] ours 1 vs 2", "[1] ours 3 vs 4", "short", "[3]", MISSING]
     sources = footnotes(pd.Series(["paper", math.nan, "README", "paper"]), min_len=1)
     assert sources[0].tolist() == ["[1]", MISSING, "[2]", "[1]"] and sources[1] == ["paper", "README"]
     df = pd.DataFrame({"ms": [1.23456, math.nan], "name": ["a", None], "extra": [1, 2]})

@@ -359,7 +359,8 @@ def claims_sparsity(art: Artifacts) -> list[dict[str, Any]]:
     tol = SPARSITY_PP
 
     def judged(v: Verdict, st: Stat) -> Verdict:
-        return v if st.n else Verdict(NOT_COMPARABLE, "; ".join(reasons))
+        # same "reasons — detail" shape as every other verdict, so the notebook can footnote it
+        return v if st.n else Verdict(NOT_COMPARABLE, "; ".join(reasons) + " — not computed")
 
     return [
         _row(

@@ -34,27 +34,27 @@ def readable(
     return out.reset_index(drop=True)
 
 
-def footnotes(values: pd.Series, sep: str = " — ", min_len: int = 60) -> tuple[pd.Series, list[str]]:
-    """Move long texts to numbered notes: the part before ``sep`` (the shared "why" of a verdict)
-    or a whole value of at least ``min_len`` characters becomes "[n]", each distinct text once."""
+def footnotes(
+    values: pd.Series, sep: str = " — ", part_sep: str = "; ", min_len: int = 60
+) -> tuple[pd.Series, list[str]]:
+    """Move long texts to numbered notes, each distinct text once. A value "A; B — detail" (the
+    shape of a verdict's reason: why not comparable, then the comparison) shows as "[1, 2] detail";
+    any other value of at least ``min_len`` characters as "[n]"."""
     notes: list[str] = []
 
-    def ref(text: str) -> str:
+    def ref(text: str) -> int:
         if text not in notes:
             notes.append(text)
-        return f"[{notes.index(text) + 1}]"
+        return notes.index(text) + 1
 
     out = []
     for v in values.tolist():
         s = _cell(v, 2)
-        if s == MISSING:
-            out.append(s)
-            continue
         head, found, tail = s.partition(sep)
-        if found and len(head) >= min_len:
-            out.append(f"{ref(head)} {tail}")
-        elif len(s) >= min_len:
-            out.append(ref(s))
+        if s != MISSING and found and len(head) >= min_len:
+            out.append(f"[{', '.join(str(ref(p)) for p in head.split(part_sep))}] {tail}")
+        elif s != MISSING and len(s) >= min_len:
+            out.append(f"[{ref(s)}]")
         else:
             out.append(s)
     return pd.Series(out, index=values.index, name=values.name), notes
