@@ -31,7 +31,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "bench": ("ternarylm.bench", "memory and latency benchmarks"),
     "export": ("ternarylm.export", "export a twin to GGUF (llama.cpp) or packed safetensors"),
     "generate": ("ternarylm.generate", "generate text with the torch or llama.cpp backend"),
-    "report": ("ternarylm.report", "execute a papermill notebook and render it to HTML"),
+    "report": ("ternarylm.report.run", "execute a papermill notebook and render it to HTML"),
 }
 
 

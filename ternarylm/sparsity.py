@@ -26,19 +26,10 @@ import torch.nn as nn
 from ternarylm.io import UserError, write_csv
 from ternarylm.model import PROJECTIONS, TransformerLM, load_model
 from ternarylm.quant import BitLinear, ternary_codes
+from ternarylm.report.formats import SPARSITY_FIELDS
 
-FIELDS = [
-    "variant",
-    "layer",
-    "layer_index",
-    "module",
-    "quantized",
-    "frac_zero",
-    "frac_pos",
-    "frac_neg",
-    "alpha",
-    "n_weights",
-]
+# one column list for writer and reader (the report package is torch-free, so it owns it)
+FIELDS = SPARSITY_FIELDS
 EMBEDDING = "Emb"
 ALL = "all"
 

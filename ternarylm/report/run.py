@@ -6,7 +6,9 @@
    ``python3``), injecting ``results_dir``, ``config_path``, ``tables_dir``, ``figures_dir`` and
    ``claims_path`` into its ``parameters`` cell, into ``OUT_DIR/NAME.ipynb``. A failing notebook
    is kept as ``OUT_DIR/NAME.failed.ipynb`` and its error is reported in one line.
-3. Renders ``OUT_DIR/NAME.html`` with nbconvert.
+3. Folds papermill's injected cell into the ``parameters`` cell (one parameters cell in the
+   executed notebook) and renders ``OUT_DIR/NAME.html`` with nbconvert, code hidden: the HTML
+   reads as a report; the executed ``.ipynb`` keeps the code.
 4. Checks the notebook wrote every table and figure it is expected to.
 
 No torch import anywhere on this path (the report environment has none).
@@ -21,12 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ternarylm.io import UserError, write_text
-from ternarylm.reporting import NOTEBOOKS, Artifacts
+from ternarylm.io import UserError, atomic_path, write_text
+from ternarylm.report.artifacts import NOTEBOOKS, Artifacts, Layout
 
 log = logging.getLogger("ternarylm.report")
 
-PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 TEMPLATES = PACKAGE_PARENT / "notebooks"
 
 
@@ -39,14 +41,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def notebook_parameters(results: Path, config_path: Path) -> dict[str, str]:
-    """The values injected into a notebook's ``parameters`` cell (absolute paths)."""
-    results = results.resolve()
+    """The values injected into a notebook's ``parameters`` cell (absolute, so the executed
+    notebook reruns from any folder; the committed templates hold only relative defaults)."""
+    layout = Layout(results.resolve())
     return {
-        "results_dir": str(results),
+        "results_dir": layout.root,
         "config_path": str(config_path.resolve()),
-        "tables_dir": str(results / "tables"),
-        "figures_dir": str(results / "figures"),
-        "claims_path": str(results / "claims.csv"),
+        "tables_dir": layout.tables_dir(),
+        "figures_dir": layout.figures_dir(),
+        "claims_path": layout.claims_csv(),
     }
 
 
@@ -92,18 +95,36 @@ def execute(template: Path, out: Path, parameters: dict[str, Any], kernel: str) 
     os.replace(running, out)
 
 
+def fold_parameters(path: Path) -> None:
+    """Replace the template's ``parameters`` cell by papermill's injected one, in place."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    injected = next((i for i, t in enumerate(tags) if "injected-parameters" in t), None)
+    template = next((i for i, t in enumerate(tags) if "parameters" in t), None)
+    if injected is None or template is None:
+        return
+    nb.cells[template].source = nb.cells[injected].source
+    del nb.cells[injected]
+    with atomic_path(path) as tmp:
+        nbformat.write(nb, str(tmp))
+
+
 def render_html(notebook: Path, html: Path) -> None:
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_filename(str(notebook))
+    # a report, not a program: hide code cells and In/Out prompts (the .ipynb keeps the code)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_filename(str(notebook))
     write_text(html, body)
 
 
 def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     name = args.notebook
     results = Path(args.results_dir or config["results_dir"])
-    out_dir = Path(args.out_dir or results / "notebooks")
     art = Artifacts(results, config)
+    out_dir = Path(args.out_dir or art.notebooks_dir())
     check_inputs(art, name)
     template = Path(args.templates) / f"{name}.ipynb"
     if not template.exists():
@@ -112,10 +133,9 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     kernel = args.kernel or (config.get("report") or {}).get("kernel") or "python3"
     t0, started = time.perf_counter(), time.time() - 1.0
     execute(template, out_dir / f"{name}.ipynb", params, kernel)
+    fold_parameters(out_dir / f"{name}.ipynb")
     render_html(out_dir / f"{name}.ipynb", out_dir / f"{name}.html")
-    expected = art.outputs(name, Path(params["tables_dir"]), Path(params["figures_dir"]))
-    if name == "claims":
-        expected.append(Path(params["claims_path"]))
+    expected = [Path(p) for p in Artifacts(params["results_dir"], config).outputs(name)]
     lacking = [p for p in expected if not p.exists() or p.stat().st_mtime < started]
     if lacking:
         raise UserError(f"notebook {name} ran but did not write {lacking[0]}")

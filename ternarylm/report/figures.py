@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ternarylm.io import atomic_path
+from ternarylm.report.paper import CORPUS_NAMES, METRIC_NAMES, TASK_NAMES, VARIANT_NAMES
 
 COLORS = {
     "ternary": "#D55E00",
@@ -32,13 +33,8 @@ CORPUS_COLORS = {
     "shakespeare": "#E69F00",
     "synthetic": "#56B4E9",
 }
-LABELS = {"ternary": "Ternary", "fp32": "FP32", "int8": "INT8"}
-CORPUS_LABELS = {
-    "tinystories": "TinyStories",
-    "writingprompts": "WritingPrompts",
-    "shakespeare": "Shakespeare",
-    "synthetic": "synthetic",
-}
+LABELS = VARIANT_NAMES | {"int8": "INT8"}  # the INT8 column of T6 is a format, not a twin
+CORPUS_LABELS = CORPUS_NAMES
 LOSS_LABEL = "loss (label-smoothed CE, nats/token)"
 
 
@@ -363,13 +359,13 @@ def plot_finetune_curves(curves: pd.DataFrame, metric: dict[str, str], baseline:
                 band(ax2, b["epoch"], b["mean"], b["std"], color=c, marker="o", label=LABELS.get(v, v))
         if t in baseline and not math.isnan(baseline[t]):
             ax2.axhline(baseline[t], color=COLORS["baseline"], ls="--", lw=1.2, label="majority class")
-        name = {"mrpc": "MRPC", "sst2": "SST-2", "cola": "CoLA"}.get(t, t)
+        name = TASK_NAMES.get(t, t)
         ax.set(
             xlabel="epoch",
             ylabel="cross-entropy (nats)",
             title=f"{name}: fine-tuning losses ({_seeds_note(n_seeds)})",
         )
-        mname = {"f1": "F1", "accuracy": "accuracy", "mcc": "MCC x 100"}.get(metric[t], metric[t])
+        mname = METRIC_NAMES.get(metric[t], metric[t]) + (" x 100" if metric[t] == "mcc" else "")
         ax2.set(xlabel="epoch", ylabel=f"dev {mname} (%)", title=f"{name}: dev {mname} per epoch")
         ax.legend(fontsize=7, ncols=2, handlelength=3.5)
         ax2.legend(fontsize=8)

@@ -1,0 +1,497 @@
+"""Table builders: T1-T6 and the F1/F2/F3 data, each a DataFrame read from the artifacts.
+
+Numbers are mean ± sample std (ddof=1) over seeds; a stage the config does not run is "not run".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ternarylm.io import write_csv
+from ternarylm.report.artifacts import Artifacts, require
+from ternarylm.report.paper import (
+    CITED_GLUE,
+    NOT_RUN,
+    PAPER,
+    TASK_METRIC,
+    TASK_PAPER_KEY,
+    VARIANT_NAMES,
+)
+
+# --- mean ± std ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean, sample standard deviation (ddof=1; NaN for one value) and count of finite values."""
+
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Stat:
+        xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+        if not xs:
+            return cls(math.nan, math.nan, 0)
+        mean = sum(xs) / len(xs)
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else math.nan
+        return cls(mean, std, len(xs))
+
+    def fmt(self, digits: int = 2, unit: str = "") -> str:
+        if self.n == 0:
+            return NOT_RUN
+        if self.n == 1:
+            return f"{self.mean:.{digits}f}{unit} (n=1)"
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}{unit}"
+
+    def scaled(self, k: float) -> Stat:
+        return Stat(self.mean * k, self.std * abs(k), self.n)
+
+
+def aggregate(df: pd.DataFrame, by: str | Sequence[str], cols: Sequence[str]) -> pd.DataFrame:
+    """Per group of ``by``: ``{col}_mean``, ``{col}_std`` (ddof=1) and ``n`` (rows in the group)."""
+    by = [by] if isinstance(by, str) else list(by)
+    out = []
+    for key, g in df.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict[str, Any] = dict(zip(by, key, strict=True))
+        for c in cols:
+            s = Stat.of(g[c].tolist())
+            row[f"{c}_mean"], row[f"{c}_std"] = s.mean, s.std
+        row["n"] = len(g)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+# --- tables: pretraining (T1, T2, T3, F1, F3) -----------------------------------------------------
+
+
+def safetensors_shapes(path: str | Path) -> dict[str, list[int]]:
+    """Tensor name -> shape from a safetensors header (no torch needed)."""
+    path = require(path)
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+
+
+def param_counts(shapes: dict[str, list[int]], model_cfg: dict[str, Any], variant: str) -> dict[str, int]:
+    """Total / ternary / full-precision parameter counts of a saved twin."""
+    quantize = set(model_cfg.get("quantize", []))
+    total = ternary = 0
+    for name, shape in shapes.items():
+        n = math.prod(shape)
+        total += n
+        proj = name.rsplit(".", 2)[-2] if name.endswith(".weight") else ""
+        if variant == "ternary" and ".layers." in f".{name}" and proj in quantize:
+            ternary += n
+    return {"total": total, "ternary": ternary, "full_precision": total - ternary}
+
+
+def t1_model_config(art: Artifacts) -> pd.DataFrame:
+    """T1: model/training configuration of each twin (first seed) beside the paper's."""
+    setup = PAPER["setup"].value
+    cols: dict[str, dict[str, Any]] = {}
+    for corpus, v, s in ((art.main, v, art.seeds[0]) for v in art.variants):
+        meta = art.read_json(art.model_file(corpus, v, s, "config.json"))
+        m, t = meta["model"], meta.get("train") or art.cfg["train"]
+        counts = param_counts(safetensors_shapes(art.model_file(corpus, v, s, "model.safetensors")), m, v)
+        cols[VARIANT_NAMES.get(v, v)] = {
+            "parameters (M)": round(counts["total"] / 1e6, 2),
+            "ternary parameters (M)": round(counts["ternary"] / 1e6, 2),
+            "full-precision parameters (M)": round(counts["full_precision"] / 1e6, 2),
+            "d_model": m["d_model"],
+            "layers": m["n_layers"],
+            "heads": m["n_heads"],
+            "FFN hidden (SwiGLU)": m["ffn_hidden"],
+            "vocab": m["vocab_size"],
+            "sequence length": m["seq_len"],
+            "dropout": m["dropout"],
+            "ternary projections": ", ".join(m["quantize"]) if v == "ternary" else "none",
+            "activations": f"{m['act_bits']}-bit absmax per token" if v == "ternary" else "fp32",
+            "embedding / LM head": "full precision, untied, no biases",
+            "optimizer": f"AdamW betas {tuple(t['betas'])}, lr {t['lr']}, wd {t['weight_decay']}",
+            "schedule": f"OneCycle, {t['warmup_frac']:.0%} warm-up",
+            "label smoothing": t["label_smoothing"],
+            "batch (sequences)": t["batch_size"],
+            "epochs": t["epochs"]
+            if not t.get("max_steps")
+            else f"{t['epochs']} (capped at {t['max_steps']} steps)",
+            "corpus": corpus,
+            "train documents": art.n_train_docs(corpus),
+        }
+    paper = {
+        "parameters (M)": setup["params_m"],
+        "d_model": setup["d_model"],
+        "layers": setup["n_layers"],
+        "heads": setup["n_heads"],
+        "vocab": setup["vocab_size"],
+        "epochs": setup["epochs"],
+        "corpus": setup["corpus"],
+        "train documents": setup["train_docs"],
+    }
+    df = pd.DataFrame(cols)
+    df["paper"] = [paper.get(k, "") for k in df.index]
+    df.index.name = "setting"
+    return df.reset_index().astype(str)
+
+
+def t2_val_ppl(art: Artifacts) -> pd.DataFrame:
+    """T2: validation perplexity per twin, plain CE and label-smoothed, mean ± std over seeds."""
+    ev = art.eval_table()
+    rows = []
+    for v in art.variants:
+        g = ev[ev["variant"] == v]
+        plain, smooth = Stat.of(g["val_ppl"]), Stat.of(g["val_ppl_smoothed"])
+        paper = PAPER["val_ppl"].value if v == "ternary" else None
+        rows.append(
+            {
+                "variant": v,
+                "corpus": art.main,
+                "val_ppl_mean": plain.mean,
+                "val_ppl_std": plain.std,
+                "val_ppl_smoothed_mean": smooth.mean,
+                "val_ppl_smoothed_std": smooth.std,
+                "n_seeds": plain.n,
+                "val_ppl": plain.fmt(),
+                "val_ppl_smoothed": smooth.fmt(),
+                "paper_val_ppl": f"{paper} ± {PAPER['val_ppl_std'].value}" if paper else "not reported",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def t3_loss_ratio(art: Artifacts) -> pd.DataFrame:
+    """T3: val/train loss ratio per twin (label-smoothed and plain), mean ± std over seeds."""
+    ev = art.eval_table()
+    rows = []
+    for v in art.variants:
+        g = ev[ev["variant"] == v]
+        stats = {k: Stat.of(g[k]) for k in ("train_ce", "val_ce", "loss_ratio", "loss_ratio_smoothed")}
+        rows.append(
+            {
+                "variant": v,
+                **{f"{k}_mean": s.mean for k, s in stats.items()},
+                **{f"{k}_std": s.std for k, s in stats.items()},
+                "n_seeds": stats["loss_ratio"].n,
+                "loss_ratio_smoothed": stats["loss_ratio_smoothed"].fmt(3),
+                "loss_ratio": stats["loss_ratio"].fmt(3),
+                "paper_ratio": PAPER["loss_ratio"].value.get(v),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def epoch_means(df: pd.DataFrame, col: str = "train_loss") -> pd.DataFrame:
+    """Per-epoch average of ``col`` (rows weighted by the steps they cover), epochs 1, 2, ...
+
+    ``metrics.csv`` logs ``epoch = step / steps_per_epoch`` and the mean training loss since the
+    previous row, so epoch k averages the rows with epoch in (k-1, k] — the "average loss of
+    epoch k" the paper's convergence figure plots.
+    """
+    d = df[["step", "epoch", col]].dropna().sort_values("step")
+    if d.empty:
+        raise ValueError(f"no {col} values")
+    w = d["step"].diff().fillna(d["step"].iloc[0])
+    k = d["epoch"].map(lambda e: max(1, math.ceil(e - 1e-9)))
+    sums = (d[col] * w).groupby(k).sum() / w.groupby(k).sum()
+    return pd.DataFrame({"epoch": sums.index.astype(int), col: sums.to_numpy()})
+
+
+def convergence(art: Artifacts) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """F1: (per-epoch training loss per corpus/variant/seed, final-loss table incl. not-run corpora)."""
+    curves, finals = [], []
+    paper = PAPER["final_loss"].value
+    for corpus in dict.fromkeys([*paper, *art.convergence_corpora]):
+        runs = art.convergence_runs(corpus)
+        by_variant: dict[str, list[float]] = {}
+        for c, v, s in runs:
+            e = epoch_means(art.metrics(c, v, s))
+            curves.append(e.assign(corpus=c, variant=v, seed=s))
+            by_variant.setdefault(v, []).append(float(e["train_loss"].iat[-1]))
+        for v, last in (by_variant or {"ternary": []}).items():
+            stat = Stat.of(last)
+            finals.append(
+                {
+                    "corpus": corpus,
+                    "variant": v,
+                    "paper_final_loss": paper.get(corpus),
+                    "final_loss_mean": stat.mean,
+                    "final_loss_std": stat.std,
+                    "n_seeds": stat.n,
+                    "epochs": art.epochs(corpus) if runs else None,
+                    "final_loss": stat.fmt(3) if runs else f"{NOT_RUN} (not in convergence_corpora)",
+                }
+            )
+    curve_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+    return curve_df, pd.DataFrame(finals)
+
+
+def convergence_steps(art: Artifacts) -> pd.DataFrame:
+    """Every logged metrics row of the F1 runs (for the fine-grained curves)."""
+    runs = [r for c in art.convergence_corpora for r in art.convergence_runs(c)]
+    return pd.concat([art.metrics(*r) for r in runs], ignore_index=True) if runs else pd.DataFrame()
+
+
+def not_run_corpora(art: Artifacts) -> list[str]:
+    """Paper corpora of F1 that the config does not run."""
+    return [c for c in PAPER["final_loss"].value if c not in art.convergence_corpora]
+
+
+def train_val_curves(art: Artifacts) -> pd.DataFrame:
+    """F3: train/val loss per logged step for every main run (long format)."""
+    return pd.concat([art.metrics(*r) for r in art.main_runs()], ignore_index=True)
+
+
+# --- tables: fine-tuning (T4, T5) -----------------------------------------------------------------
+
+
+def finetune_table(art: Artifacts) -> pd.DataFrame:
+    """One row per task x variant x seed x split: accuracy, F1, MCC and the majority baseline."""
+    rows = []
+    for t in art.tasks:
+        for v in art.variants:
+            for s in art.seeds:
+                m = art.finetune_metrics(t, v, s)
+                for split in ("dev", "test"):
+                    got = m.get(split)
+                    if not got:
+                        continue
+                    base = (m.get("majority") or {}).get(split) or {}
+                    row = {
+                        "task": t,
+                        "variant": v,
+                        "seed": s,
+                        "split": split,
+                        "data_source": m.get("data_source"),
+                    }
+                    for k in ("accuracy", "f1", "mcc"):
+                        row[k] = got.get(k)
+                        row[f"majority_{k}"] = base.get(k)
+                    rows.append(row)
+    cols = ["task", "variant", "seed", "split", "data_source"]
+    cols += [f"{p}{k}" for k in ("accuracy", "f1", "mcc") for p in ("", "majority_")]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def glue_table(art: Artifacts, tasks: Sequence[str], ft: pd.DataFrame | None = None) -> pd.DataFrame:
+    """T4/T5: ours (mean ± std per variant), the measured majority baseline and cited rows."""
+    ft = finetune_table(art) if ft is None else ft
+    rows = []
+    for t in tasks:
+        metrics = ["f1", "accuracy"] if t == "mrpc" else [TASK_METRIC[t]]
+        if t not in art.tasks:
+            rows.append(
+                {"task": t, "model": "TernaryLM (ours)", "kind": NOT_RUN, "note": "not in finetune.tasks"}
+            )
+            continue
+        for split in ("dev", "test"):
+            g = ft[(ft["task"] == t) & (ft["split"] == split)]
+            if g.empty:
+                continue
+            for v in art.variants:
+                gv = g[g["variant"] == v]
+                row = {
+                    "task": t,
+                    "split": split,
+                    "model": f"{VARIANT_NAMES[v]} twin (ours)",
+                    "kind": "measured",
+                }
+                for k in metrics:
+                    st = Stat.of(gv[k])
+                    row[k], row[f"{k}_mean"], row[f"{k}_std"], row["n_seeds"] = (
+                        st.fmt(),
+                        st.mean,
+                        st.std,
+                        st.n,
+                    )
+                rows.append(row)
+            base = {"task": t, "split": split, "model": "majority class", "kind": "measured"}
+            for k in metrics:
+                st = Stat.of(g[f"majority_{k}"])
+                base[k], base[f"{k}_mean"] = f"{st.mean:.2f}", st.mean
+            rows.append(base)
+        c = PAPER[TASK_PAPER_KEY[t]]
+        rows.append(
+            {
+                "task": t,
+                "split": "",
+                "model": "TernaryLM (paper)",
+                "kind": "cited",
+                TASK_METRIC[t]: f"{c.value}",
+                f"{TASK_METRIC[t]}_mean": c.value,
+                "source": c.source,
+                "note": "split not stated",
+            }
+        )
+        for r in (r for r in CITED_GLUE if r["task"] == t):
+            metric = r["metric"] or TASK_METRIC[t]
+            note = "" if r["metric"] else "metric not named in the table (GLUE reports F1/accuracy for MRPC)"
+            rows.append(
+                {
+                    "task": t,
+                    "split": "dev",
+                    "model": r["model"],
+                    "kind": "cited",
+                    metric: f"{r['value']}",
+                    f"{metric}_mean": r["value"],
+                    "source": r["source"],
+                    "note": note,
+                }
+            )
+    cols = ["task", "split", "model", "kind", "f1", "accuracy", "mcc", "n_seeds", "source", "note"]
+    df = pd.DataFrame(rows)
+    extra = [c for c in df.columns if c not in cols]
+    return df.reindex(columns=[*cols, *extra])
+
+
+def finetune_curves(art: Artifacts) -> pd.DataFrame:
+    frames = [art.finetune_curve(t, v, s) for t in art.tasks for v in art.variants for s in art.seeds]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# --- tables: efficiency (T6) ------------------------------------------------------------------------
+
+BENCH_COLUMNS = ("variant", "format", "batch", "weight_mb", "ms_per_token")
+
+
+def normalize_bench(df: pd.DataFrame, path: str | Path = "bench results") -> pd.DataFrame:
+    """Check the bench columns (see ternarylm.bench), make numbers numeric, add ``runtime``.
+
+    ``runtime`` is the part of the format before the first dash (``torch``, ``gguf``), so twins are
+    compared within one runtime.
+    """
+    lacking = [c for c in BENCH_COLUMNS if c not in df.columns]
+    if lacking:
+        raise ValueError(f"{path}: missing column(s) {lacking}; has {list(df.columns)}")
+    out = df.copy()
+    for c in ("batch", "weight_mb", "peak_rss_mb", "base_rss_mb", "ms_per_token", "tokens_per_s"):
+        if c in out.columns:
+            out[c] = pd.to_numeric(out[c], errors="coerce")
+    out["variant"] = out["variant"].astype(str)
+    out["format"] = out["format"].astype(str)
+    out["runtime"] = out["format"].str.split("-").str[0]
+    if {"peak_rss_mb", "base_rss_mb"} <= set(out.columns):
+        out["process_mb"] = out["peak_rss_mb"] - out["base_rss_mb"]
+    return out
+
+
+def bench_table(art: Artifacts, device: str) -> pd.DataFrame:
+    """bench/{device}/results.csv, checked and normalized (see :func:`normalize_bench`)."""
+    path = art.bench_csv(device)
+    return normalize_bench(art.read_csv(path), path).assign(device=device)
+
+
+def pick_rows(bench: pd.DataFrame) -> dict[str, pd.Series | None]:
+    """The rows that stand for the paper's Ternary, FP32 and INT8 columns, at the smallest batch.
+
+    Ternary: the ternary twin's format with the smallest weights (its deployed form). FP32 and INT8:
+    the fp32 twin in the same runtime at 32 / 8 bits (else torch), so latency compares like with like.
+    """
+    b = bench[bench["batch"] == bench["batch"].min()]
+    tern = b[b["variant"] == "ternary"].sort_values("weight_mb")
+    runtime = tern["runtime"].iat[0] if not tern.empty else "torch"
+    fp = b[b["variant"] == "fp32"]
+
+    def first(pattern: str) -> pd.Series | None:
+        for rt in dict.fromkeys([runtime, "torch"]):
+            hit = fp[(fp["runtime"] == rt) & fp["format"].str.contains(pattern, regex=True)]
+            if not hit.empty:
+                return hit.iloc[0]
+        return None
+
+    return {
+        "fp32": first(r"fp32|f32"),
+        "int8": first(r"int8|q8"),
+        "ternary": tern.iloc[0] if not tern.empty else None,
+    }
+
+
+def t6_efficiency(art: Artifacts) -> pd.DataFrame:
+    """T6: the paper's FP32 / INT8 / Ternary memory and latency beside ours on each bench device.
+
+    Our memory is ``weight_mb`` (bytes of the weights in that format); ``process_mb`` (peak RSS
+    above the process baseline) is given beside it. The paper's numbers are GPU inference memory.
+    """
+    rows = []
+    mem, lat = PAPER["memory_mb"].value, PAPER["latency_ms"].value
+    for k in ("fp32", "int8", "ternary"):
+        rows.append({"device": "paper (GPU)", "column": k, "memory_mb": mem[k], "ms_per_token": lat[k]})
+    for d in art.devices:
+        for k, r in pick_rows(bench_table(art, d)).items():
+            if r is None:
+                rows.append({"device": d, "column": k, "format": NOT_RUN})
+                continue
+            rows.append(
+                {
+                    "device": d,
+                    "column": k,
+                    "variant": r["variant"],
+                    "format": r["format"],
+                    "batch": r["batch"],
+                    "memory_mb": r["weight_mb"],
+                    "process_mb": r.get("process_mb"),
+                    "ms_per_token": r["ms_per_token"],
+                }
+            )
+    cols = ["device", "column", "variant", "format", "batch", "memory_mb", "process_mb", "ms_per_token"]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def bench_all(art: Artifacts) -> pd.DataFrame:
+    """Every benchmark row of every configured device."""
+    frames = [bench_table(art, d) for d in art.devices]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# --- tables: sparsity (F2) ---------------------------------------------------------------------------
+
+
+def sparsity_long(art: Artifacts) -> pd.DataFrame:
+    return pd.concat([art.sparsity(v, s) for v in art.variants for s in art.seeds], ignore_index=True)
+
+
+def sparsity_layers(sp: pd.DataFrame) -> pd.DataFrame:
+    """F2 table: zero % per layer (embedding + pooled blocks) per variant, mean ± std, paper %."""
+    d = sp[(sp["module"] == "all") | (sp["layer"] == "Emb")].copy()
+    d["zero_pct"] = 100 * d["frac_zero"]
+    agg = aggregate(d, ["variant", "layer", "layer_index", "quantized"], ["zero_pct"])
+    paper = agg["layer"].map(PAPER["sparsity_pct"].value)
+    agg["paper_zero_pct"] = paper.where(agg["variant"] == "ternary")  # the paper's values are ternary
+    order = agg["variant"].map(lambda v: (v != "ternary", v))
+    return agg.assign(_o=order).sort_values(["_o", "layer_index"]).drop(columns="_o").reset_index(drop=True)
+
+
+def sparsity_modules(sp: pd.DataFrame) -> pd.DataFrame:
+    d = sp[(sp["module"] != "all") & (sp["layer"] != "Emb")].copy()
+    for k in ("frac_zero", "frac_pos", "frac_neg"):
+        d[k.replace("frac_", "") + "_pct"] = 100 * d[k]
+    return aggregate(
+        d, ["variant", "layer", "layer_index", "module"], ["zero_pct", "pos_pct", "neg_pct", "alpha"]
+    )
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def write_table(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
+    """Write ``df`` to ``out_dir/name.csv`` atomically (floats rounded to 6 significant digits)."""
+    path = Path(out_dir) / f"{name}.csv"
+    rows = [
+        {k: (float(f"{v:.6g}") if isinstance(v, float) and math.isfinite(v) else v) for k, v in r.items()}
+        for r in df.to_dict("records")
+    ]
+    rows = [
+        {k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows
+    ]
+    write_csv(path, rows, list(df.columns))
+    return path
