@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from ternarylm.io import UserError, read_json, write_csv, write_json
+from ternarylm.report.formats import ROLE_COLUMN
 
 log = logging.getLogger("ternarylm.bench")
 ROOT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"  # where every default lives
@@ -86,8 +87,6 @@ FORMATS: dict[str, Format] = {
 }  # fmt: skip
 # bench: settings every worker receives
 SPEC_KEYS = ("prompt_tokens", "new_tokens", "warmup", "repeats", "budget_s", "packed_mode", "seed", "threads")
-ROLE_COLUMN = "role"
-ROLES = ("deployed", "baseline")
 COLUMNS = [
     "device",
     "variant",

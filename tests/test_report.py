@@ -353,6 +353,25 @@ def test_claims_verdicts_at_paper_scale(fake):
 # --- (b) the report stage ------------------------------------------------------------------------
 
 
+def test_pick_rows_never_lets_a_baseline_stand_for_the_ternary_model():
+    """A smaller baseline row (e.g. the GPU dense cache of the packed form) must not decide a verdict."""
+    rows = [
+        ("fp32", "torch-fp32", "deployed", 500.0, 40.0),
+        ("fp32", "torch-int8", "deployed", 130.0, 30.0),
+        ("ternary", "torch-packed", "baseline", 30.0, 150.0),
+        ("ternary", "gguf-tq2_0", "deployed", 70.0, 5.0),
+    ]
+    bench = pd.DataFrame(
+        [
+            dict(variant=v, format=f, role=r, weight_mb=mb, ms_per_token=ms, batch=1, runtime=f.split("-")[0])
+            for v, f, r, mb, ms in rows
+        ]
+    )
+    assert tb.pick_rows(bench)["ternary"]["format"] == "gguf-tq2_0"
+    # without the column (older CSVs) the smallest ternary form is taken, as before
+    assert tb.pick_rows(bench.drop(columns="role"))["ternary"]["format"] == "torch-packed"
+
+
 def test_missing_artifact_fails_naming_it(fake, tmp_path, capfd):
     results, config_path = fake
     gone = Path(Artifacts.from_config_file(config_path, results).eval_json("tinystories", "fp32", 1))

@@ -16,3 +16,8 @@ SPARSITY_FIELDS = [
     "alpha",
     "n_weights",
 ]
+
+# bench/{device}/results.csv, written by ternarylm.bench: a row is the form a model ships as
+# (deployed) or a reference point (baseline); only deployed rows may decide a claim
+ROLE_COLUMN = "role"
+ROLES = ("deployed", "baseline")
