@@ -29,6 +29,7 @@ import torch
 
 from ternarylm import hf_export
 from ternarylm.io import UserError, atomic_path, read_json, require, write_json
+from ternarylm.model import rename_module
 
 log = logging.getLogger("ternarylm.export")
 
@@ -52,17 +53,8 @@ LAYER_NAMES = {
 
 def gguf_name(name: str) -> str:
     """Map a state-dict key (``layers.3.mlp.up.weight``) to its llama.cpp tensor name."""
-    base = name.removesuffix(".weight")
-    if base == "tok_emb":
-        return "token_embd.weight"
-    if base == "norm":
-        return "output_norm.weight"
-    if base == "head":
-        return "output.weight"
-    parts = base.split(".")
-    if parts[0] == "layers" and ".".join(parts[2:]) in LAYER_NAMES:
-        return f"blk.{parts[1]}.{LAYER_NAMES['.'.join(parts[2:])]}.weight"
-    raise ValueError(f"no llama.cpp name for tensor {name!r}")
+    top = {"tok_emb": "token_embd", "norm": "output_norm", "head": "output"}
+    return rename_module(name.removesuffix(".weight"), top, LAYER_NAMES, "blk.{i}.{name}") + ".weight"
 
 
 # --- ternary blocks -------------------------------------------------------------------------------

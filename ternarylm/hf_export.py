@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ternarylm.io import UserError, atomic_path, write_json, write_text
+from ternarylm.model import rename_module
 
 log = logging.getLogger("ternarylm.hf_export")
 
@@ -62,16 +63,8 @@ HF_LAYER_NAMES = {
 
 def hf_name(name: str) -> str:
     """Map our module name (``layers.3.mlp.up``) to its HF Llama module name."""
-    if name == "tok_emb":
-        return "model.embed_tokens"
-    if name == "norm":
-        return "model.norm"
-    if name == "head":
-        return "lm_head"
-    parts = name.split(".")
-    if parts[0] == "layers" and ".".join(parts[2:]) in HF_LAYER_NAMES:
-        return f"model.layers.{parts[1]}.{HF_LAYER_NAMES['.'.join(parts[2:])]}"
-    raise ValueError(f"no HF Llama name for module {name!r}")
+    top = {"tok_emb": "model.embed_tokens", "norm": "model.norm", "head": "lm_head"}
+    return rename_module(name, top, HF_LAYER_NAMES, "model.layers.{i}.{name}")
 
 
 def rope_permutation(n_heads: int, head_dim: int) -> torch.Tensor:

@@ -273,6 +273,18 @@ def build_model(cfg: ModelConfig | dict[str, Any], seed: int | None = None) -> T
     return TransformerLM(cfg)
 
 
+def rename_module(name: str, top: dict[str, str], in_block: dict[str, str], block: str) -> str:
+    """Our module name (``layers.3.mlp.up``) in another runtime's naming: ``top`` maps the modules
+    outside the blocks, ``in_block`` those inside one, ``block`` formats ``{i}`` and ``{name}``."""
+    if name in top:
+        return top[name]
+    parts = name.split(".")
+    inner = ".".join(parts[2:])
+    if parts[0] == "layers" and inner in in_block:
+        return block.format(i=parts[1], name=in_block[inner])
+    raise ValueError(f"no name for module {name!r} in this format")
+
+
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), label_smoothing=label_smoothing)
 
