@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from ternarylm.gpus import pin_for_stage
 from ternarylm.io import UserError, load_config, setup_logging
 
 # stage -> (module, help)
@@ -61,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser(stage).parse_args(argv)
         setup_logging(args.verbose)
         config = load_config(args.config)
+        pin_for_stage(args.stage, args, config)  # before torch initialises CUDA: one free GPU per job
         importlib.import_module(STAGES[args.stage][0]).run(args, config)
     except UserError as e:
         setup_logging()
