@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,13 @@ def test_deleted_model_reruns_only_its_seed_chain(smoke_workdir, tmp_path):
     assert any(k.startswith("report") for k in counts)  # the notebooks that read it are redone
     again = snakemake(smoke_workdir, "-n", "--configfile", "workflow/presets/smoke.yaml", check=True)
     assert "Nothing to be done" in again.stdout + again.stderr  # the model is back: state restored
+
+
+@pytest.mark.slow
+def test_snakemake_report_of_the_smoke_run(smoke_workdir):
+    """README/catalog: `snakemake --report results/report.zip --configfile workflow/presets/smoke.yaml`."""
+    r = snakemake(smoke_workdir, "--report", "results/report.zip", *SMOKE, check=True)
+    report = smoke_workdir / "results" / "report.zip"
+    assert report.stat().st_size > 10_000, r.stderr[-2000:]
+    names = zipfile.ZipFile(report).namelist()
+    assert any(n.endswith("claims.csv") for n in names) and any(n.endswith(".png") for n in names), names
