@@ -7,6 +7,8 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from ternarylm.glue import LOCAL_FILES as GLUE_LOCAL_FILES, TASKS as GLUE_TASKS
+
 RESULTS = config["results_dir"]
 MAIN = config["main_corpus"]
 VARIANTS = config["variants"]
@@ -126,12 +128,6 @@ FINETUNE_THREADS = FINETUNE.get("threads") or TRAIN_THREADS
 # null bench.threads: every core this run may use (--cores, capped by --max-threads), the same
 # meaning as in ternarylm.bench (all cores of the job's allocation). A function: --unlock has no cores.
 BENCH_THREADS = lambda wildcards: config["bench"]["threads"] or workflow.cores
-# local GLUE files per task (ternarylm/glue.py reads them; listed here so edits rerun the job)
-GLUE_LOCAL_FILES = {
-    "mrpc": ["mrpc/train.tsv", "mrpc/dev.tsv", "mrpc/test_labeled.txt"],
-    "cola": ["cola/train.tsv", "cola/dev.tsv"],
-    "sst2": ["sst2/train.tsv", "sst2/dev.tsv"],
-}
 
 
 def convergence_runs():
@@ -171,14 +167,16 @@ def pretrain_cmd(epochs=""):
 
 
 def finetune_data(wildcards):
-    """Local task files the job reads: all of them for data_source local, MRPC's labeled test for hf."""
-    files = [
-        os.path.join(config["data_dir"], f) for f in GLUE_LOCAL_FILES[wildcards.task]
-    ]
+    """Local task files the job reads (inputs, so edits rerun it): all of them for data_source local,
+    MRPC's labeled test for hf (the hub has no test labels)."""
+    files = {
+        split: os.path.join(config["data_dir"], f)
+        for (task, split), f in GLUE_LOCAL_FILES.items()
+        if task == wildcards.task
+    }
     if config["data_source"] == "local":
-        return files
-    if config["data_source"] == "hf":
-        return [
-            f for f in files if f.endswith("test_labeled.txt") and os.path.exists(f)
-        ]
+        return list(files.values())
+    test = files.get("test")
+    if config["data_source"] == "hf" and test and os.path.exists(test):
+        return [test]
     return []

@@ -16,7 +16,7 @@ rule finetune:
     benchmark:
         rule_benchmark("finetune", "{task}_{variant}_seed{seed}.tsv")
     wildcard_constraints:
-        task="mrpc|sst2|cola",
+        task="|".join(GLUE_TASKS),
         variant="ternary|fp32",
         seed=r"\d+",
     conda:
