@@ -68,7 +68,8 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 def smoke_workdir(tmp_path_factory) -> Path:
     """A copy of the workflow in which the whole smoke DAG has run (once per session)."""
     wd = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    snakemake(wd, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", check=True)
+    # 3-5 min alone; the timeout only guards against a hang (shared CI cores can make it 4x slower)
+    snakemake(wd, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", check=True, timeout=3000)
     return wd
 
 
