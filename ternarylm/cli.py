@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ternarylm.config import validate_config
+from ternarylm.gpus import pin_for_stage
 from ternarylm.io import EXTRAS, UserError, load_config, setup_logging
 
 # stage -> (module, help)
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(args.verbose)
         # same schema + cross-field checks as the Snakefile; sections a stage does not get may be absent
         config = validate_config(load_config(args.config), str(args.config), partial=True)
+        pin_for_stage(args.stage, args, config)  # before torch initialises CUDA: one free GPU per job
         importlib.import_module(STAGES[args.stage][0]).run(args, config)
     except ModuleNotFoundError as e:
         if e.name not in EXTRAS:

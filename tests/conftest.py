@@ -15,7 +15,9 @@ torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "envs", "notebooks")
+# what a user's clone holds for running the workflow (profiles: the link to workflow/profiles, so the
+# default profile applies as it does for users; config: the snakedeploy view of config.yaml)
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "config", "workflow", "profiles", "envs", "notebooks")
 
 
 def copy_workflow(dst: Path) -> Path:
@@ -30,7 +32,9 @@ def copy_workflow(dst: Path) -> Path:
     return dst
 
 
-def snakemake(cwd: Path, *args: str, check: bool = False, timeout: int = 1200) -> subprocess.CompletedProcess:
+def snakemake(
+    cwd: Path, *args: str, check: bool = False, timeout: int = 1200, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run snakemake in ``cwd`` (targets/options first, then e.g. ``--configfile``)."""
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", *args],
@@ -38,7 +42,7 @@ def snakemake(cwd: Path, *args: str, check: bool = False, timeout: int = 1200) -
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     if check and proc.returncode != 0:
         pytest.fail(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -64,7 +68,8 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 def smoke_workdir(tmp_path_factory) -> Path:
     """A copy of the workflow in which the whole smoke DAG has run (once per session)."""
     wd = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    snakemake(wd, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", check=True)
+    # 3-5 min alone; the timeout only guards against a hang (shared CI cores can make it 4x slower)
+    snakemake(wd, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", check=True, timeout=3000)
     return wd
 
 

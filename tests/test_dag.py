@@ -2,6 +2,9 @@
 
 import json
 import os
+import re
+import zipfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -44,6 +47,48 @@ def test_invalid_config_is_rejected_before_any_job(workdir, tmp_path, override, 
     out = r.stdout + r.stderr
     assert key in out and "validat" in out.lower()
     assert not (workdir / "results" / "logs").exists()  # nothing ran
+
+
+SMOKE = ("--configfile", "workflow/presets/smoke.yaml")
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_other_invocations_never_change_the_config_a_job_runs_with(tmp_path):
+    """Issue 16 item 10: a dry run, --unlock or a run with other settings must not rewrite the
+    resolved config that a job scheduled by an earlier invocation reads."""
+    wd = copy_workflow(tmp_path / "wf")
+    snakemake(wd, "--cores", "1", "results/data/synthetic/manifest.json", *SMOKE, check=True)
+    printed = snakemake(wd, "-n", "-p", "results/tokenizer/tokenizer.json", *SMOKE, check=True).stdout
+    config_path = wd / re.search(r"ternarylm tokenizer --config (\S+)", printed).group(1)
+    preset_lr = yaml.safe_load((wd / SMOKE[1]).read_text())["train"]["lr"]
+    assert json.loads(config_path.read_text())["train"]["lr"] == preset_lr
+    before = snapshot(wd / "results")
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({"train": {"lr": preset_lr * 7}}))
+    snakemake(wd, "-n", *SMOKE, str(other), check=True)
+    snakemake(wd, "-n", check=True)  # the paper preset
+    snakemake(wd, "--unlock", *SMOKE, check=True)
+    assert snapshot(wd / "results") == before  # nothing under results/ written by those calls
+    again = snakemake(wd, "-n", "-p", "results/tokenizer/tokenizer.json", *SMOKE, check=True).stdout
+    assert re.search(r"ternarylm tokenizer --config (\S+)", again).group(1) == str(
+        config_path.relative_to(wd)
+    )  # same settings, same file
+
+
+def test_target_after_configfile_is_refused_in_one_line(workdir):
+    target = workdir / "results" / "eval" / "synthetic" / "ternary" / "seed0.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"val_loss": 1.0}))  # an existing artifact would be read as config
+    try:
+        r = snakemake(workdir, "-n", *SMOKE, str(target.relative_to(workdir)))
+    finally:
+        target.unlink()
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "Targets go before --configfile" in out and "ValidationError" not in out
 
 
 @pytest.mark.slow
@@ -124,3 +169,13 @@ def test_deleted_model_reruns_only_its_seed_chain(smoke_workdir, tmp_path):
     assert any(k.startswith("report") for k in counts)  # the notebooks that read it are redone
     again = snakemake(smoke_workdir, "-n", "--configfile", "workflow/presets/smoke.yaml", check=True)
     assert "Nothing to be done" in again.stdout + again.stderr  # the model is back: state restored
+
+
+@pytest.mark.slow
+def test_snakemake_report_of_the_smoke_run(smoke_workdir):
+    """README/catalog: `snakemake --report results/report.zip --configfile workflow/presets/smoke.yaml`."""
+    r = snakemake(smoke_workdir, "--report", "results/report.zip", *SMOKE, check=True)
+    report = smoke_workdir / "results" / "report.zip"
+    assert report.stat().st_size > 10_000, r.stderr[-2000:]
+    names = zipfile.ZipFile(report).namelist()
+    assert any(n.endswith("claims.csv") for n in names) and any(n.endswith(".png") for n in names), names

@@ -267,16 +267,21 @@ def missing_from_env(imports: set[str], env: Path) -> set[str]:
     return {m for m in imports if norm(IMPORT_TO_PIP.get(m, m)) not in have}
 
 
+# the installed entry point, written out or (report.smk, until its rewrite) as {TERNARYLM}
+STAGE_CALL = re.compile(r"(?:\bternarylm|\{TERNARYLM\})\s+(\w+)")
+
+
 def stage_rules() -> list[tuple[str, str, str]]:
-    """(rule, stage, env file name) for every rule whose shell runs `{TERNARYLM} <stage>`."""
+    """(rule, stage, env file name) for every rule whose shell runs `ternarylm <stage>`."""
     out = []
-    for smk, name, body in run_rules():
-        stage = re.search(r"\{TERNARYLM\}\s+(\w+)", body)
-        if not stage:  # shell built elsewhere in the file: shell: pretrain_cmd() / shell: REPORT_CMD
-            text = (RULES / smk).read_text()
+    for _smk, name, body in run_rules():
+        stage = re.search(r"^    shell:.*", body, re.M | re.S)
+        stage = stage and STAGE_CALL.search(stage.group(0))
+        if not stage:  # shell built elsewhere (common.smk): shell: pretrain_cmd() / shell: REPORT_CMD
+            text = "\n".join(p.read_text() for p in sorted(RULES.glob("*.smk")))
             for ident in re.findall(r"\b([A-Za-z_]\w*)\b", body.split("shell:", 1)[-1]):
                 m = re.search(rf"^(?:def {ident}\(|{ident}\s*=).*?(?=^\S)", text, re.M | re.S)
-                stage = m and re.search(r"\{TERNARYLM\}\s+(\w+)", m.group(0))
+                stage = m and STAGE_CALL.search(m.group(0))
                 if stage:
                     break
         conda = re.search(r"^    conda:\s*\n\s+[\"'](.+?)[\"']", body, re.M)
@@ -329,6 +334,6 @@ def test_import_check_sees_real_imports():
 
 
 def test_every_rule_runs_a_known_stage():
-    """All rules are thin `{TERNARYLM} <stage>` calls, so the import check above covers every rule."""
+    """All rules are thin `ternarylm <stage>` calls, so the import check above covers every rule."""
     resolved = {name for name, _, _ in stage_rules()}
     assert resolved == {name for _, name, _ in run_rules()}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+import yte
 from conftest import ROOT, copy_workflow, job_counts, snakemake
 
 PROFILES = ROOT / "workflow" / "profiles"
@@ -59,15 +60,20 @@ def gpu_rules() -> set[str]:
     return {name for name, body in rules_in_workflow().items() if re.search(r"^\s+gpu\s*=", body, re.M)}
 
 
-def test_profiles_parse_and_use_the_slurm_executor():
+def test_profiles_parse_and_use_the_slurm_executor(monkeypatch):
     for name in ("slurm", "slurm-local"):
         p = profile(name)
         assert p["executor"] == "slurm"
         assert p["retries"] >= 1, "a cancelled/preempted job must be resubmitted"
         assert "runtime" in p["default-resources"] and "mem_mb" in p["default-resources"]
     assert profile("slurm-local")["slurm-status-command"] == "squeue"  # no slurmdbd on the test cluster
-    local = profile("local")
-    assert "gpu=1" in local["resources"], "two GPU jobs must never share a card"
+    # the default (= local) profile: as many GPU jobs at once as visible GPUs, each on its own card
+    assert (PROFILES / "local").resolve() == (PROFILES / "default").resolve()
+    monkeypatch.setenv("TERNARYLM_GPU_COUNT", "3")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with open(PROFILES / "default" / "config.yaml") as f:
+        default = yte.process_yaml(f, require_use_yte=True)  # how Snakemake reads profiles
+    assert default["resources"]["gpu"] == 3
 
 
 def test_profiles_name_only_real_rules():

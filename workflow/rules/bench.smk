@@ -3,20 +3,18 @@
 # exported to a temporary folder inside the job and deleted; `ternarylm export` writes them for use.
 # Latency needs a quiet machine: run `snakemake ... bench` alone for numbers you quote.
 
-BENCH_THREADS = config["bench"].get("threads") or 4
-
 
 rule bench:
     input:
-        models=[model_dir(MAIN, v, SEEDS[0]) + "/model.safetensors" for v in VARIANTS],
-        tokenizer=R("tokenizer", "tokenizer.json"),
+        models=[model_file(MAIN, v, SEEDS[0], "model.safetensors") for v in VARIANTS],
+        tokenizer=tokenizer_json(),
     output:
-        csv=R("bench", "{device}", "results.csv"),
-        env=R("bench", "{device}", "env.json"),
+        csv=bench_file("{device}", "results.csv"),
+        env=bench_file("{device}", "env.json"),
     log:
         log("bench", "{device}.log"),
     benchmark:
-        bench("bench", "{device}.tsv")
+        rule_benchmark("bench", "{device}.tsv")
     wildcard_constraints:
         device="cpu|cuda",
     conda:
@@ -27,16 +25,10 @@ rule bench:
         mem_mb=16000,
         runtime=60,
     params:
+        config=CONFIG_FILE,
         bench=config["bench"],
         model=config["model"],
     shell:
-        "{TERNARYLM} bench --config {CONFIG_FILE} --device {wildcards.device}"
+        "ternarylm bench --config {params.config} --device {wildcards.device}"
         " --models $(dirname {input.models}) --tokenizer {input.tokenizer}"
         " --threads {threads} --out {output.csv} >> {log} 2>&1"
-
-
-BENCH_OUTPUTS = expand(
-    R("bench", "{device}", "{file}"),
-    device=config["bench"]["devices"],
-    file=["results.csv", "env.json"],
-)

@@ -1,13 +1,15 @@
-# Shared helpers: every output path is built here so the layout lives in one place.
+# Shared helpers and input functions. Every path under results/ is built by one helper below, named
+# like the methods of ternarylm.report.artifacts.Layout so that switching to it is a small edit.
+import hashlib
 import json
 import os
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from ternarylm.glue import LOCAL_FILES as GLUE_LOCAL_FILES, TASKS as GLUE_TASKS
 
 RESULTS = config["results_dir"]
-# The resolved config every stage reads (`--config`); written at parse time by the Snakefile
-# only when its content changes. Rules put the config section they use in `params:` so a
-# change to it reruns exactly the affected jobs.
-CONFIG_FILE = os.path.join(RESULTS, "config.resolved.json")
-TERNARYLM = "python -m ternarylm"
 MAIN = config["main_corpus"]
 VARIANTS = config["variants"]
 SEEDS = config["seeds"]
@@ -18,27 +20,114 @@ def R(*parts):
     return os.path.join(RESULTS, *[str(p) for p in parts])
 
 
-def write_resolved_config():
-    text = json.dumps(config, indent=2, sort_keys=True) + "\n"
-    old = None
-    if os.path.exists(CONFIG_FILE):
-        with open(CONFIG_FILE) as f:
-            old = f.read()
-    if old != text:
-        os.makedirs(RESULTS, exist_ok=True)
-        tmp = CONFIG_FILE + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, CONFIG_FILE)
+def data(corpus, file):
+    return R("data", corpus, file)
+
+
+def tokenizer_json():
+    return R("tokenizer", "tokenizer.json")
+
+
+def tokens(corpus, split, ext="bin"):
+    return R("tokens", corpus, f"{split}.{ext}")
 
 
 def model_dir(corpus, variant, seed):
     return R("pretrain", corpus, variant, f"seed{seed}")
 
 
+def model_file(corpus, variant, seed, name):
+    """name: model.safetensors, config.json or metrics.csv"""
+    return os.path.join(model_dir(corpus, variant, seed), name)
+
+
 def ckpt_dir(corpus, variant, seed):
     # outside the rule's outputs: Snakemake deletes outputs of a failed job, never this
     return R("ckpt", "pretrain", corpus, variant, f"seed{seed}")
+
+
+def eval_json(corpus, variant, seed):
+    return R("eval", corpus, variant, f"seed{seed}.json")
+
+
+def finetune_file(task, variant, seed, name):
+    """name: metrics.json or curve.csv"""
+    return R("finetune", task, variant, f"seed{seed}", name)
+
+
+def finetune_ckpt_dir(task, variant, seed):
+    return R("ckpt", "finetune", task, variant, f"seed{seed}")
+
+
+def sparsity_csv(variant, seed):
+    return R("sparsity", variant, f"seed{seed}.csv")
+
+
+def bench_file(device, name):
+    """name: results.csv or env.json"""
+    return R("bench", device, name)
+
+
+def log(*parts):
+    return R("logs", *parts)
+
+
+def rule_benchmark(*parts):
+    return R("benchmarks", *parts)
+
+
+bench = rule_benchmark  # the name report.smk still uses
+
+
+# ------------------------------------------------------------------ the resolved config of this run
+# Each invocation's merged config is stored under its content hash and handed to every job via
+# params, so a job runs with the config of the invocation that scheduled it: another `snakemake`
+# call (a dry run, --unlock, a second run with other settings) never changes what a running job
+# reads. The file is written in `onstart` (real runs only) and never overwritten with other content.
+CONFIG_TEXT = json.dumps(config, indent=2, sort_keys=True) + "\n"
+# A Path, not a str: Snakemake's params trigger compares only builtin values, so this path (new for
+# every config edit) does not rerun jobs by itself; each rule lists the config sections it reads in
+# params, and a change to one of those reruns exactly the jobs that read it.
+CONFIG_FILE = Path(
+    R("config", hashlib.sha256(CONFIG_TEXT.encode()).hexdigest()[:12] + ".json")
+)
+# a copy for people and scripts (`ternarylm <stage> --config results/config.resolved.json`): the
+# config of the latest run that executed jobs; no job reads it
+LATEST_CONFIG = R("config.resolved.json")
+
+
+def atomic_write_text(path, text):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_resolved_config():
+    if os.path.exists(CONFIG_FILE):
+        if CONFIG_FILE.read_text() != CONFIG_TEXT:
+            raise WorkflowError(
+                f"{CONFIG_FILE} does not hold the config its name is the hash of;"
+                " delete it and rerun"
+            )
+    else:
+        atomic_write_text(CONFIG_FILE, CONFIG_TEXT)
+    atomic_write_text(LATEST_CONFIG, CONFIG_TEXT)
+
+
+# ------------------------------------------------------------------ config helpers
+# report.smk still formats {TERNARYLM} into its commands; the other rules name the entry point
+TERNARYLM = "ternarylm"
+# GPU rules request one GPU unless the preset pins training to the CPU (smoke, realdata-mini)
+GPU = 0 if config["train"]["device"] == "cpu" else 1
+TRAIN_THREADS = config["train"]["threads"]
+FINETUNE = config["finetune"]
+FINETUNE_DEVICE = FINETUNE.get("device") or config["train"]["device"]
+FINETUNE_THREADS = FINETUNE.get("threads") or TRAIN_THREADS
+# null bench.threads: every core this run may use (--cores, capped by --max-threads), the same
+# meaning as in ternarylm.bench (all cores of the job's allocation). A function: --unlock has no cores.
+BENCH_THREADS = lambda wildcards: config["bench"]["threads"] or workflow.cores
 
 
 def convergence_runs():
@@ -57,14 +146,37 @@ def all_corpora():
     return sorted({MAIN, *config["convergence_corpora"]})
 
 
-def log(*parts):
-    return R("logs", *parts)
+# (corpus, variant, seed) of every pretraining run: the twins x seeds, then F1's convergence runs
+PRETRAIN_RUNS = [(MAIN, v, s) for v in VARIANTS for s in SEEDS] + convergence_runs()
+# every trained model: deliverables of the pipeline, and targets of `rule all` so that a deleted
+# model is retrained (Snakemake recreates a missing file only when some target needs it)
+MODEL_OUTPUTS = [model_file(c, v, s, "model.safetensors") for c, v, s in PRETRAIN_RUNS]
+# report.smk's notebooks read these
+SPARSITY_OUTPUTS = [sparsity_csv(v, s) for v in VARIANTS for s in SEEDS]
 
 
-def bench(*parts):
-    return R("benchmarks", *parts)
+def pretrain_cmd(epochs=""):
+    return (
+        "ternarylm pretrain --config {params.config} --corpus {wildcards.corpus}"
+        " --variant {wildcards.variant} --seed {wildcards.seed}"
+        " --train {input.train} --val {input.val} --tokenizer {input.tokenizer}"
+        " --out-dir $(dirname {output.model}) --ckpt-dir {params.ckpt} --threads {threads}"
+        + epochs
+        + " >> {log} 2>&1"
+    )
 
 
-# GPU rules request one GPU unless the preset pins training to the CPU (smoke, realdata-mini)
-GPU = 0 if config["train"]["device"] == "cpu" else 1
-TRAIN_THREADS = config["train"]["threads"]
+def finetune_data(wildcards):
+    """Local task files the job reads (inputs, so edits rerun it): all of them for data_source local,
+    MRPC's labeled test for hf (the hub has no test labels)."""
+    files = {
+        split: os.path.join(config["data_dir"], f)
+        for (task, split), f in GLUE_LOCAL_FILES.items()
+        if task == wildcards.task
+    }
+    if config["data_source"] == "local":
+        return list(files.values())
+    test = files.get("test")
+    if config["data_source"] == "hf" and test and os.path.exists(test):
+        return [test]
+    return []

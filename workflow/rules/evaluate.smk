@@ -3,15 +3,15 @@
 
 rule evaluate:
     input:
-        model=R("pretrain", "{corpus}", "{variant}", "seed{seed}", "model.safetensors"),
-        train=R("tokens", "{corpus}", "train.bin"),
-        val=R("tokens", "{corpus}", "val.bin"),
+        model=model_file("{corpus}", "{variant}", "{seed}", "model.safetensors"),
+        train=tokens("{corpus}", "train"),
+        val=tokens("{corpus}", "val"),
     output:
-        R("eval", "{corpus}", "{variant}", "seed{seed}.json"),
+        eval_json("{corpus}", "{variant}", "{seed}"),
     log:
         log("evaluate", "{corpus}_{variant}_seed{seed}.log"),
     benchmark:
-        bench("evaluate", "{corpus}_{variant}_seed{seed}.tsv")
+        rule_benchmark("evaluate", "{corpus}_{variant}_seed{seed}.tsv")
     conda:
         "../../envs/torch.yaml"
     threads: TRAIN_THREADS
@@ -20,10 +20,8 @@ rule evaluate:
         mem_mb=8000,
         runtime=30,
     params:
+        config=CONFIG_FILE,
         evaluate=config["evaluate"],
     shell:
-        "{TERNARYLM} evaluate --config {CONFIG_FILE} --model $(dirname {input.model})"
+        "ternarylm evaluate --config {params.config} --model $(dirname {input.model})"
         " --train {input.train} --val {input.val} --out {output} --threads {threads} >> {log} 2>&1"
-
-
-EVAL_OUTPUTS = [R("eval", MAIN, v, f"seed{s}.json") for v in VARIANTS for s in SEEDS]

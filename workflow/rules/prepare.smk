@@ -3,13 +3,13 @@
 
 rule prepare:
     output:
-        train=R("data", "{corpus}", "train.txt"),
-        val=R("data", "{corpus}", "val.txt"),
-        manifest=R("data", "{corpus}", "manifest.json"),
+        train=data("{corpus}", "train.txt"),
+        val=data("{corpus}", "val.txt"),
+        manifest=data("{corpus}", "manifest.json"),
     log:
         log("prepare", "{corpus}.log"),
     benchmark:
-        bench("prepare", "{corpus}.tsv")
+        rule_benchmark("prepare", "{corpus}.tsv")
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -17,9 +17,10 @@ rule prepare:
         mem_mb=4000,
         runtime=30,
     params:
+        config=CONFIG_FILE,
         source=config["data_source"],
         data_dir=config["data_dir"],
         corpus_cfg=lambda w: config["corpora"].get(w.corpus, {}),
     shell:
-        "{TERNARYLM} prepare --config {CONFIG_FILE} --corpus {wildcards.corpus}"
+        "ternarylm prepare --config {params.config} --corpus {wildcards.corpus}"
         " --out-dir $(dirname {output.train}) >> {log} 2>&1"

@@ -4,14 +4,14 @@
 
 rule sparsity:
     input:
-        model=os.path.join(model_dir(MAIN, "{variant}", "{seed}"), "model.safetensors"),
-        model_config=os.path.join(model_dir(MAIN, "{variant}", "{seed}"), "config.json"),
+        model=model_file(MAIN, "{variant}", "{seed}", "model.safetensors"),
+        model_config=model_file(MAIN, "{variant}", "{seed}", "config.json"),
     output:
-        R("sparsity", "{variant}", "seed{seed}.csv"),
+        sparsity_csv("{variant}", "{seed}"),
     log:
         log("sparsity", "{variant}_seed{seed}.log"),
     benchmark:
-        bench("sparsity", "{variant}_seed{seed}.tsv")
+        rule_benchmark("sparsity", "{variant}_seed{seed}.tsv")
     wildcard_constraints:
         variant="ternary|fp32",
         seed=r"\d+",
@@ -22,10 +22,8 @@ rule sparsity:
         mem_mb=4000,
         runtime=15,
     params:
+        config=CONFIG_FILE,
         sparsity=config["sparsity"],
     shell:
-        "{TERNARYLM} sparsity --config {CONFIG_FILE} --model $(dirname {input.model})"
+        "ternarylm sparsity --config {params.config} --model $(dirname {input.model})"
         " --out {output} >> {log} 2>&1"
-
-
-SPARSITY_OUTPUTS = [R("sparsity", v, f"seed{s}.csv") for v in VARIANTS for s in SEEDS]

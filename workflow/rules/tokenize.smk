@@ -3,13 +3,13 @@
 
 rule tokenizer:
     input:
-        R("data", MAIN, "train.txt"),
+        data(MAIN, "train.txt"),
     output:
-        R("tokenizer", "tokenizer.json"),
+        tokenizer_json(),
     log:
         log("tokenizer.log"),
     benchmark:
-        bench("tokenizer.tsv")
+        rule_benchmark("tokenizer.tsv")
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -17,22 +17,23 @@ rule tokenizer:
         mem_mb=8000,
         runtime=60,
     params:
+        config=CONFIG_FILE,
         tokenizer=config["tokenizer"],
     shell:
-        "{TERNARYLM} tokenizer --config {CONFIG_FILE} --train-text {input} --out {output} >> {log} 2>&1"
+        "ternarylm tokenizer --config {params.config} --train-text {input} --out {output} >> {log} 2>&1"
 
 
 rule tokenize:
     input:
-        text=R("data", "{corpus}", "{split}.txt"),
-        tokenizer=R("tokenizer", "tokenizer.json"),
+        text=data("{corpus}", "{split}.txt"),
+        tokenizer=tokenizer_json(),
     output:
-        bin=R("tokens", "{corpus}", "{split}.bin"),
-        meta=R("tokens", "{corpus}", "{split}.json"),
+        bin=tokens("{corpus}", "{split}"),
+        meta=tokens("{corpus}", "{split}", "json"),
     log:
         log("tokenize", "{corpus}_{split}.log"),
     benchmark:
-        bench("tokenize", "{corpus}_{split}.tsv")
+        rule_benchmark("tokenize", "{corpus}_{split}.tsv")
     wildcard_constraints:
         split="train|val",
     conda:
@@ -41,6 +42,8 @@ rule tokenize:
     resources:
         mem_mb=8000,
         runtime=60,
+    params:
+        config=CONFIG_FILE,
     shell:
-        "{TERNARYLM} tokenize --config {CONFIG_FILE} --text {input.text}"
+        "ternarylm tokenize --config {params.config} --text {input.text}"
         " --tokenizer {input.tokenizer} --out {output.bin} >> {log} 2>&1"

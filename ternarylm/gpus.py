@@ -1,0 +1,115 @@
+"""One GPU per job: a GPU stage claims a free device and sees only that one.
+
+Snakemake limits how many GPU jobs run at once (`resources: gpu=N` in the workflow profile) but
+does not say which card each job gets. Each GPU stage therefore takes an exclusive file lock per
+device (``fcntl.flock`` on LOCK_DIR/gpu<id>.lock, released by the kernel when the process exits,
+also on kill -9) and sets CUDA_VISIBLE_DEVICES to that device before torch initialises CUDA.
+A job that finds every device locked waits for one to be released (it logs once that it waits).
+Torch-free on purpose: it must run before torch touches CUDA.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("ternarylm")
+
+ENV = "CUDA_VISIBLE_DEVICES"
+COUNT_ENV = "TERNARYLM_GPU_COUNT"  # overrides nvidia-smi's count (tests use it as a fake)
+LOCK_DIR_ENV = "TERNARYLM_GPU_LOCK_DIR"
+# stages whose rules request `gpu` (workflow/rules/*.smk); the others never touch CUDA
+GPU_STAGES = ("pretrain", "evaluate", "finetune", "bench")
+_held: list[int] = []  # lock fds, open until the process exits
+
+
+def default_lock_dir() -> Path:
+    # per machine, like the GPUs it guards; the same folder for every job of every run on it
+    return Path(os.environ.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / "ternarylm-gpu-locks")
+
+
+def device_count(env: Mapping[str, str] = os.environ) -> int:
+    if env.get(COUNT_ENV):
+        return int(env[COUNT_ENV])
+    if not shutil.which("nvidia-smi"):
+        return 0
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.strip())
+
+
+def device_pool(env: Mapping[str, str] = os.environ) -> list[str]:
+    """Device ids this process may use: CUDA_VISIBLE_DEVICES if set (SLURM sets it), else all."""
+    if ENV in env:
+        return [d.strip() for d in env[ENV].split(",") if d.strip() and d.strip() != "-1"]
+    return [str(i) for i in range(device_count(env))]
+
+
+def try_lock(path: Path) -> int | None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def claim(pool: Sequence[str], lock_dir: Path, poll_s: float = 0.5) -> str:
+    """Lock the first free device of ``pool`` (waiting while all are taken) and return its id."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    waited = False
+    while True:
+        for dev in pool:
+            fd = try_lock(lock_dir / f"gpu{dev.replace('/', '_')}.lock")
+            if fd is not None:
+                _held.append(fd)
+                return dev
+        if not waited:
+            log.info("all %d GPUs (%s) are in use by other jobs; waiting for one", len(pool), lock_dir)
+            waited = True
+        time.sleep(poll_s)
+
+
+def pin_device(env: MutableMapping[str, str] = os.environ, lock_dir: Path | None = None) -> str | None:
+    """Give this process one device; returns its id, or None when no GPU is visible."""
+    pool = device_pool(env)
+    if not pool:
+        return None
+    if len(pool) == 1 and ENV in env:
+        return pool[0]  # already pinned (SLURM --gpus=1, or by hand): respect the scheduler
+    dev = claim(pool, lock_dir or default_lock_dir())
+    env[ENV] = dev
+    log.info("GPU job pinned to device %s (%s=%s)", dev, ENV, dev)
+    return dev
+
+
+def stage_device(stage: str, args: Any, config: Mapping[str, Any]) -> str:
+    """cpu, cuda or auto: where this stage will run."""
+    if getattr(args, "device", None):
+        return str(args.device)
+    train = config.get("train") or {}
+    if stage == "finetune":
+        return str((config.get("finetune") or {}).get("device") or train.get("device") or "auto")
+    return str(train.get("device") or "auto")
+
+
+def pin_for_stage(stage: str, args: Any, config: Mapping[str, Any]) -> str | None:
+    if stage not in GPU_STAGES or stage_device(stage, args, config) == "cpu":
+        return None
+    return pin_device()
