@@ -53,7 +53,8 @@ def load_tokens(bin_path: str | Path, vocab_size: int | None = None) -> np.ndarr
         raise UserError(
             f"{bin_path}: {arr.shape[0]} tokens but its .json says {meta['n_tokens']} (rerun tokenize)"
         )
-    meta_vocab = int(meta["vocab_size"])
+    # streams written by hand (tests, other tools) may lack it: then the model's vocab is the bound
+    meta_vocab = int(meta.get("vocab_size") or vocab_size or 2**16)
     # a model may pad its vocab (a multiple of 64 for the GPU), never have fewer ids than the stream
     if vocab_size is not None and meta_vocab > vocab_size:
         raise UserError(

@@ -452,7 +452,8 @@ def test_bench_writes_csv_and_env(twins, tokenizer_path, tmp_path):
 
 
 def test_bench_roles_and_plan():
-    from ternarylm.bench import FORMATS, ROLES, plan, row_role
+    from ternarylm.bench import FORMATS, plan, row_role
+    from ternarylm.report.formats import ROLES
 
     assert row_role("torch-packed", "ternary", "cpu") == "deployed"
     assert row_role("torch-packed", "ternary", "cuda") == "baseline"  # dense dequantized cache

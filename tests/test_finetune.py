@@ -106,12 +106,16 @@ def test_pair_truncation_trims_longer_first_and_keeps_both():
 
 
 def test_encode_examples_with_a_real_tokenizer(tiny_tokenizer):
+    from ternarylm.synthetic import synthetic_pairs
     from ternarylm.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tiny_tokenizer)
-    ex = [Example("the man bought a car.", "the gentleman purchased an automobile. " * 20, 1)]
-    (ids,) = clf.encode_examples(tok, ex, max_len=24)
-    assert len(ids) == 24 and ids[0] == tok.token_to_id("[CLS]") and ids[-1] == tok.token_to_id("[SEP]")
+    # sentences in the tokenizer's own words (it learned them from these pairs): one short, one long
+    (a, b, _), *_ = synthetic_pairs(1, 7)
+    ex = [Example(a, f"{b} " * 20, 1)]
+    (ids,) = clf.encode_examples(tok, ex, max_len=48)
+    assert len(tok.encode(a, add_special_tokens=False).ids) < 48 // 2
+    assert len(ids) == 48 and ids[0] == tok.token_to_id("[CLS]") and ids[-1] == tok.token_to_id("[SEP]")
     first = tok.encode(ex[0].text_a, add_special_tokens=False).ids
     assert ids[1 : 1 + len(first)] == first  # the short first sentence survives whole
     assert ids[1 + len(first)] == tok.token_to_id("[SEP]")

@@ -59,7 +59,12 @@ class Layout:
         return os.path.join(self.root, *[str(p) for p in parts])
 
     def config_file(self) -> str:
+        """The latest run's merged config, for people and scripts; jobs read :meth:`run_config`."""
         return self.path("config.resolved.json")
+
+    def run_config(self, digest: str) -> str:
+        """One invocation's merged config, named by its content hash (never rewritten)."""
+        return self.path("config", f"{digest}.json")
 
     # prepare / tokenizer / tokenize
     def data(self, corpus: Part, file: Part) -> str:
@@ -114,6 +119,14 @@ class Layout:
 
     def bench_env(self, device: Part) -> str:
         return os.path.join(self.bench_dir(device), "env.json")
+
+    # deploy: seed 0 of each twin in publishable forms (GGUF file, HF folders)
+    def deploy_gguf(self, variant: Part) -> str:
+        return self.path("deploy", variant, f"ternarylm-{variant}.gguf")
+
+    def deploy_file(self, variant: Part, form: Part, name: str) -> str:
+        """``form``: hf or hf-bitnet; ``name``: model.safetensors, config.json, export.json, README.md."""
+        return self.path("deploy", variant, form, name)
 
     # logs and Snakemake's per-rule benchmark TSVs
     def log(self, *parts: Part) -> str:

@@ -9,8 +9,8 @@ rule bench:
         models=[model_file(MAIN, v, SEEDS[0], "model.safetensors") for v in VARIANTS],
         tokenizer=tokenizer_json(),
     output:
-        csv=bench_file("{device}", "results.csv"),
-        env=bench_file("{device}", "env.json"),
+        csv=bench_csv("{device}"),
+        env=bench_env("{device}"),
     log:
         log("bench", "{device}.log"),
     benchmark:

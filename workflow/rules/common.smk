@@ -8,75 +8,32 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from ternarylm.glue import LOCAL_FILES as GLUE_LOCAL_FILES, TASKS as GLUE_TASKS
+from ternarylm.report.artifacts import Layout
 
 RESULTS = config["results_dir"]
 MAIN = config["main_corpus"]
 VARIANTS = config["variants"]
 SEEDS = config["seeds"]
 
-
-def R(*parts):
-    """Path under the results folder."""
-    return os.path.join(RESULTS, *[str(p) for p in parts])
-
-
-def data(corpus, file):
-    return R("data", corpus, file)
-
-
-def tokenizer_json():
-    return R("tokenizer", "tokenizer.json")
-
-
-def tokens(corpus, split, ext="bin"):
-    return R("tokens", corpus, f"{split}.{ext}")
-
-
-def model_dir(corpus, variant, seed):
-    return R("pretrain", corpus, variant, f"seed{seed}")
-
-
-def model_file(corpus, variant, seed, name):
-    """name: model.safetensors, config.json or metrics.csv"""
-    return os.path.join(model_dir(corpus, variant, seed), name)
-
-
-def ckpt_dir(corpus, variant, seed):
-    # outside the rule's outputs: Snakemake deletes outputs of a failed job, never this
-    return R("ckpt", "pretrain", corpus, variant, f"seed{seed}")
-
-
-def eval_json(corpus, variant, seed):
-    return R("eval", corpus, variant, f"seed{seed}.json")
-
-
-def finetune_file(task, variant, seed, name):
-    """name: metrics.json or curve.csv"""
-    return R("finetune", task, variant, f"seed{seed}", name)
-
-
-def finetune_ckpt_dir(task, variant, seed):
-    return R("ckpt", "finetune", task, variant, f"seed{seed}")
-
-
-def sparsity_csv(variant, seed):
-    return R("sparsity", variant, f"seed{seed}.csv")
-
-
-def bench_file(device, name):
-    """name: results.csv or env.json"""
-    return R("bench", device, name)
-
-
-def log(*parts):
-    return R("logs", *parts)
-
-
-def rule_benchmark(*parts):
-    return R("benchmarks", *parts)
-
-
-bench = rule_benchmark  # the name report.smk still uses
+# Every path under results/ is spelled once, in ternarylm.report.artifacts.Layout (the notebooks and
+# `ternarylm report` use the same class); the rules call its methods by these short names.
+LAYOUT = Layout(RESULTS)
+data = LAYOUT.data
+tokenizer_json = LAYOUT.tokenizer_json
+tokens = LAYOUT.tokens
+model_dir = LAYOUT.model_dir
+model_file = LAYOUT.model_file
+ckpt_dir = LAYOUT.ckpt_dir
+eval_json = LAYOUT.eval_json
+finetune_file = LAYOUT.finetune_file
+finetune_ckpt_dir = LAYOUT.finetune_ckpt_dir
+sparsity_csv = LAYOUT.sparsity_csv
+bench_csv = LAYOUT.bench_csv
+bench_env = LAYOUT.bench_env
+deploy_gguf = LAYOUT.deploy_gguf
+deploy_file = LAYOUT.deploy_file
+log = LAYOUT.log
+rule_benchmark = LAYOUT.rule_benchmark
 
 
 # ------------------------------------------------------------------ the resolved config of this run
@@ -89,11 +46,11 @@ CONFIG_TEXT = json.dumps(config, indent=2, sort_keys=True) + "\n"
 # every config edit) does not rerun jobs by itself; each rule lists the config sections it reads in
 # params, and a change to one of those reruns exactly the jobs that read it.
 CONFIG_FILE = Path(
-    R("config", hashlib.sha256(CONFIG_TEXT.encode()).hexdigest()[:12] + ".json")
+    LAYOUT.run_config(hashlib.sha256(CONFIG_TEXT.encode()).hexdigest()[:12])
 )
 # a copy for people and scripts (`ternarylm <stage> --config results/config.resolved.json`): the
 # config of the latest run that executed jobs; no job reads it
-LATEST_CONFIG = R("config.resolved.json")
+LATEST_CONFIG = LAYOUT.config_file()
 
 
 def atomic_write_text(path, text):
@@ -117,8 +74,6 @@ def write_resolved_config():
 
 
 # ------------------------------------------------------------------ config helpers
-# report.smk still formats {TERNARYLM} into its commands; the other rules name the entry point
-TERNARYLM = "ternarylm"
 # GPU rules request one GPU unless the preset pins training to the CPU (smoke, realdata-mini)
 GPU = 0 if config["train"]["device"] == "cpu" else 1
 TRAIN_THREADS = config["train"]["threads"]
@@ -180,3 +135,13 @@ def finetune_data(wildcards):
     if config["data_source"] == "hf" and test and os.path.exists(test):
         return [test]
     return []
+
+
+def deploy_card_inputs(wildcards):
+    """evaluate JSONs and MRPC metrics of every seed of the variant (the card's results table)."""
+    out = {"evals": [eval_json(MAIN, wildcards.variant, s) for s in SEEDS]}
+    if "mrpc" in FINETUNE["tasks"]:
+        out["finetunes"] = [
+            finetune_file("mrpc", wildcards.variant, s, "metrics.json") for s in SEEDS
+        ]
+    return out

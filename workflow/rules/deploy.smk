@@ -14,31 +14,16 @@ DEPLOY_VAL_WINDOWS = min(
 HF_FORMS = {"hf": "none", "hf-bitnet": "bitnet"}
 
 
-def deploy_card_inputs(wildcards):
-    """evaluate JSONs and MRPC metrics of every seed of the variant (the card's results table)."""
-    out = {
-        "evals": [R("eval", MAIN, wildcards.variant, f"seed{s}.json") for s in SEEDS]
-    }
-    if "mrpc" in FINETUNE["tasks"]:
-        out["finetunes"] = [
-            R("finetune", "mrpc", wildcards.variant, f"seed{s}", "metrics.json")
-            for s in SEEDS
-        ]
-    return out
-
-
 rule deploy_gguf:
     input:
-        model=os.path.join(
-            model_dir(MAIN, "{variant}", DEPLOY_SEED), "model.safetensors"
-        ),
-        tokenizer=R("tokenizer", "tokenizer.json"),
+        model=model_file(MAIN, "{variant}", DEPLOY_SEED, "model.safetensors"),
+        tokenizer=tokenizer_json(),
     output:
-        R("deploy", "{variant}", "ternarylm-{variant}.gguf"),
+        deploy_gguf("{variant}"),
     log:
         log("deploy", "gguf_{variant}.log"),
     benchmark:
-        bench("deploy", "gguf_{variant}.tsv")
+        rule_benchmark("deploy", "gguf_{variant}.tsv")
     wildcard_constraints:
         variant="ternary|fp32",
     conda:
@@ -48,10 +33,11 @@ rule deploy_gguf:
         mem_mb=8000,
         runtime=30,
     params:
+        config=CONFIG_FILE,
         # the fp32 twin's projections as F16 (half the size; TQ types need ternary weights)
         linear_type="f16",
     shell:
-        "{TERNARYLM} export --config {CONFIG_FILE} --format gguf --model $(dirname {input.model})"
+        "ternarylm export --config {params.config} --format gguf --model $(dirname {input.model})"
         " --tokenizer {input.tokenizer} --ternary-type tq2_0 --linear-type {params.linear_type}"
         " --out {output} >> {log} 2>&1"
 
@@ -59,21 +45,19 @@ rule deploy_gguf:
 rule deploy_hf:
     input:
         unpack(deploy_card_inputs),
-        model=os.path.join(
-            model_dir(MAIN, "{variant}", DEPLOY_SEED), "model.safetensors"
-        ),
-        tokenizer=R("tokenizer", "tokenizer.json"),
-        val=R("tokens", MAIN, "val.bin"),
-        gguf=R("deploy", "{variant}", "ternarylm-{variant}.gguf"),
+        model=model_file(MAIN, "{variant}", DEPLOY_SEED, "model.safetensors"),
+        tokenizer=tokenizer_json(),
+        val=tokens(MAIN, "val"),
+        gguf=deploy_gguf("{variant}"),
     output:
-        model=R("deploy", "{variant}", "{form}", "model.safetensors"),
-        config=R("deploy", "{variant}", "{form}", "config.json"),
-        summary=R("deploy", "{variant}", "{form}", "export.json"),
-        card=R("deploy", "{variant}", "{form}", "README.md"),
+        model=deploy_file("{variant}", "{form}", "model.safetensors"),
+        config=deploy_file("{variant}", "{form}", "config.json"),
+        summary=deploy_file("{variant}", "{form}", "export.json"),
+        card=deploy_file("{variant}", "{form}", "README.md"),
     log:
         log("deploy", "{form}_{variant}.log"),
     benchmark:
-        bench("deploy", "{form}_{variant}.tsv")
+        rule_benchmark("deploy", "{form}_{variant}.tsv")
     wildcard_constraints:
         variant="ternary|fp32",
         form="hf|hf-bitnet",
@@ -84,6 +68,7 @@ rule deploy_hf:
         mem_mb=8000,
         runtime=60,
     params:
+        config=CONFIG_FILE,
         quant=lambda w: HF_FORMS[w.form],
         val_windows=DEPLOY_VAL_WINDOWS,
         evals=lambda w, input: " ".join(input.evals),
@@ -98,7 +83,7 @@ rule deploy_hf:
             + ["deploy"]
         ),
     shell:
-        "OMP_NUM_THREADS={threads} {TERNARYLM} export --config {CONFIG_FILE} --format hf"
+        "OMP_NUM_THREADS={threads} ternarylm export --config {params.config} --format hf"
         " --hf-quant {params.quant} --model $(dirname {input.model}) --tokenizer {input.tokenizer}"
         " --out $(dirname {output.model}) --val-tokens {input.val} --val-windows {params.val_windows}"
         " --card-eval {params.evals} --card-finetune {params.finetunes}"
@@ -106,10 +91,10 @@ rule deploy_hf:
 
 
 DEPLOY_OUTPUTS = [
-    R("deploy", v, f, "README.md")
+    deploy_file(v, f, "README.md")
     for v in VARIANTS
     for f in (["hf", "hf-bitnet"] if v == "ternary" else ["hf"])
-] + [R("deploy", v, f"ternarylm-{v}.gguf") for v in VARIANTS]
+] + [deploy_gguf(v) for v in VARIANTS]
 
 
 rule deploy:

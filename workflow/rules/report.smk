@@ -11,7 +11,9 @@ from ternarylm.report.artifacts import (
     Artifacts,
 )
 
-REPORT_ART = Artifacts(RESULTS, config)
+REPORT_ART = Artifacts(
+    RESULTS, config
+)  # a Layout that also knows what each notebook reads
 
 in_report = report  # snakemake's report() flag (the alias keeps snakefmt from reading a directive)
 
@@ -79,11 +81,11 @@ for nb in NOTEBOOKS:
             runtime=20,
         params:
             notebook=nb,
-            config_file=REPORT_ART.config_file(),
+            config=CONFIG_FILE,
             # the config sections the notebook reads: changing one reruns exactly its notebooks
             sections={k: config[k] for k in NOTEBOOK_CONFIG[nb]},
         shell:
-            "ternarylm report --config {params.config_file} --notebook {params.notebook}"
+            "ternarylm report --config {params.config} --notebook {params.notebook}"
             " --templates $(dirname {input.notebook}) --out-dir $(dirname {output.notebook})"
             " >> {log} 2>&1"
 
