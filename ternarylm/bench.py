@@ -55,11 +55,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ternarylm.config import with_defaults
 from ternarylm.io import UserError, read_json, write_csv, write_json
 from ternarylm.report.formats import ROLE_COLUMN
 
 log = logging.getLogger("ternarylm.bench")
-ROOT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"  # where every default lives
 
 
 @dataclass(frozen=True)
@@ -119,21 +119,9 @@ def row_role(fmt: str, variant: str, device: str) -> str:
     return "deployed" if variant in FORMATS[fmt].deployed else "baseline"
 
 
-def default_settings() -> dict[str, Any]:
-    """The root config.yaml's ``bench:`` section: the one place bench defaults live."""
-    import yaml
-
-    if not ROOT_CONFIG.exists():
-        raise UserError(f"missing {ROOT_CONFIG} (bench defaults live there)")
-    return dict(yaml.safe_load(ROOT_CONFIG.read_text(encoding="utf-8"))["bench"])
-
-
 def bench_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The ``bench:`` config section over config.yaml's, with ``threads`` resolved to a number."""
-    section = (config or {}).get("bench") or {}
-    # a resolved pipeline config has every key; a partial one (CLI, tests) falls back to config.yaml
-    missing = set(SPEC_KEYS) | {"formats", "batch_sizes"}
-    out = {**(default_settings() if missing - set(section) else {}), **section}
+    out = with_defaults(config, "bench")
     unknown = set(out["formats"]) - set(FORMATS)
     if unknown:
         raise UserError(f"bench.formats: unknown {sorted(unknown)} (choose from {list(FORMATS)})")

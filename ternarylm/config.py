@@ -21,6 +21,19 @@ from ternarylm.io import UserError
 
 # one schema file: the package's copy is a link to the workflow's (package data in pyproject.toml)
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+# every default lives in the root config.yaml; the package's copy is a link to it (package data)
+DEFAULTS_PATH = Path(__file__).parent / "schemas" / "config.yaml"
+
+
+@cache
+def _defaults() -> dict[str, Any]:
+    return yaml.safe_load(DEFAULTS_PATH.read_text(encoding="utf-8"))
+
+
+def with_defaults(config: dict[str, Any], section: str) -> dict[str, Any]:
+    """``config[section]`` over the root config.yaml's: a stage run by hand with a partial config
+    gets the same defaults as the pipeline (there is no second defaults dict to disagree)."""
+    return {**copy.deepcopy(_defaults()[section]), **((config or {}).get(section) or {})}
 
 
 @cache

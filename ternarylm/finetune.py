@@ -58,6 +58,7 @@ from ternarylm.classifier import (
     special_ids,
     split_heldout,
 )
+from ternarylm.config import with_defaults
 from ternarylm.glue import (
     PAIR_TASKS,
     PRIMARY_METRIC,
@@ -82,29 +83,6 @@ from ternarylm.trainkit import (
 log = logging.getLogger("ternarylm.finetune")
 STATE_NAME = "finetune_state.pt"  # in --ckpt DIR
 
-# finetune: keys beyond config.yaml's {tasks, epochs, batch_size, lr, max_len}, read with these defaults
-DEFAULTS: dict[str, Any] = {
-    "epochs": 3,
-    "batch_size": 32,
-    "lr": 5.0e-5,
-    "max_len": 128,
-    "pooling": "mean",  # mean | last (mean won on held-out MRPC with the realdata-mini twins)
-    "loss": "ce",  # ce | balanced
-    "weight_decay": 0.01,
-    "warmup_frac": 0.1,
-    "grad_clip": 1.0,
-    "head_dropout": 0.1,
-    "selection_metric": "auto",  # auto (GLUE task score) | f1_acc | f1 | accuracy | mcc | loss
-    "heldout_frac": 0.1,
-    "split_seed": 0,
-    "max_train_examples": None,  # cap on train examples (before the held-out split); null = all
-    "eval_batch_size": None,  # null = 2 x batch_size
-    "precision": None,  # null = train.precision (auto: bf16 autocast on CUDA)
-    "device": None,  # null = train.device
-    "threads": None,  # null = train.threads
-    "keep_checkpoint": False,
-    "compile": "auto",  # auto (= on CUDA) | true | false; compiled batches are padded to fixed lengths
-}
 CURVE_FIELDS = [
     "epoch",
     "step",
@@ -125,12 +103,12 @@ CURVE_FIELDS = [
 
 
 def settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The ``finetune`` section over :data:`DEFAULTS`, with train-section fallbacks resolved.
+    """The ``finetune`` section over config.yaml's, with train-section fallbacks resolved.
 
     Types and ranges are the config schema's job (checked before any stage runs); only what a
     schema cannot say is resolved here: fallbacks to the train section and to ``batch_size``.
     """
-    ft = {**DEFAULTS, **(config.get("finetune") or {})}
+    ft = with_defaults(config, "finetune")
     train = config.get("train") or {}
     for key, fallback in (("precision", "auto"), ("device", "auto"), ("threads", None)):
         if ft[key] is None:
@@ -516,7 +494,7 @@ def finetune(
     }
     _final_metrics(model, job, metrics)
     metrics["max_len"] = max_len
-    metrics["settings"] = {k: ft[k] for k in DEFAULTS if k != "keep_checkpoint"}
+    metrics["settings"] = {k: v for k, v in ft.items() if k not in ("tasks", "keep_checkpoint")}
     metrics["device"] = str(device)
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["torch"] = torch.__version__

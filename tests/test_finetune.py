@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from ternarylm import classifier as clf
 from ternarylm import finetune as ft
@@ -369,7 +370,11 @@ def test_cpu_runs_are_deterministic_and_resume_exactly(
 def test_settings_defaults_and_fallbacks():
     # types and ranges are checked by the config schema; settings() resolves only the fallbacks
     s = ft.settings({"finetune": {"tasks": ["mrpc"], "epochs": 3, "batch_size": 8}, "train": {"threads": 2}})
-    assert s["pooling"] == ft.DEFAULTS["pooling"] and s["eval_batch_size"] == 16 and s["threads"] == 2
+    root = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())[
+        "finetune"
+    ]  # the one place defaults live
+    assert s["pooling"] == root["pooling"] == "mean" and s["lr"] == root["lr"]
+    assert s["eval_batch_size"] == 16 and s["threads"] == 2
     assert s["precision"] == "auto" and s["device"] == "auto"
     s = ft.settings(
         {"finetune": {"threads": 3, "eval_batch_size": 5}, "train": {"threads": 2, "device": "cpu"}}
