@@ -6,7 +6,7 @@ plus ``manifest.json`` (document counts, characters, sha256 of inputs and output
 Sources (``data_source`` in the config):
   hf         ``datasets.load_dataset``: roneneldan/TinyStories, euclaise/writingprompts,
              karpathy/tiny_shakespeare (needs internet)
-  local      files under ``data_dir`` laid out as in README "Local data files":
+  local      files under ``data_dir`` laid out as in docs/data.md "Local files":
              tinystories/{train,valid}.txt, writingprompts/{train,valid}.txt (stories separated by
              ``<|endoftext|>`` lines), shakespeare/input.txt (one text; the last ``val_fraction``
              is validation)

@@ -8,7 +8,7 @@ Sources (config ``data_source``):
 - ``hf``: ``datasets.load_dataset("nyu-mll/glue", task)``. GLUE hides the test labels (-1), so the
   MRPC ``test`` split is read from the local ``{data_dir}/mrpc/test_labeled.txt`` when it exists
   (and is reported as unavailable otherwise).
-- ``local``: files under ``data_dir`` (README "Local data files"):
+- ``local``: files under ``data_dir`` (docs/data.md "Local files"):
   ``mrpc/{train.tsv,dev.tsv,test_labeled.txt}`` (UTF-8 with BOM, header
   ``Quality, #1 ID, #2 ID, #1 String, #2 String``), ``cola/{train,dev}.tsv`` (no header:
   source, label, original label, sentence), ``sst2/{train,dev}.tsv`` (header ``text, label``).
