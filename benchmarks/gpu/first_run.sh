@@ -26,7 +26,7 @@ if [ "$TINY" = 1 ]; then # CPU dry run: same commands, tiny sizes, no compile (i
     T_SHORT=120 T_LONG=170 STEPS=120 CKPT=10 COMPILE=false PRECISION=fp32 EPOCHS=4 PAPER_FT=320
     BENCH="--formats torch-fp32 torch-packed --batch-sizes 1"
     MODEL='{"d_model": 256, "n_layers": 1, "n_heads": 4, "ffn_hidden": 256, "seq_len": 32, "dropout": 0.0}'
-    PAPER_MODEL='{"d_model": 256, "n_layers": 1, "n_heads": 4, "ffn_hidden": 256, "vocab_size": 512}'
+    PAPER_MODEL='{"d_model": 256, "n_layers": 1, "n_heads": 4, "ffn_hidden": 256}'
     TT_ARGS="--small --configs ternary/naive,ternary/eager --warmup 1 --steps 1 --batch-size 1 --threads 1"
 else # smoke-size model, compiled, bf16; the paper model where the step says "paper size"
     T_SHORT=150 T_LONG=360 STEPS=3000 CKPT=500 COMPILE=true PRECISION=bf16 EPOCHS=8 PAPER_FT=1280

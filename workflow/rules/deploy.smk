@@ -34,11 +34,13 @@ rule deploy_gguf:
         runtime=30,
     params:
         config=CONFIG_FILE,
-        # the fp32 twin's projections as F16 (half the size; TQ types need ternary weights)
-        linear_type="f16",
+        # ternary twin: TQ2_0 codes; the fp32 twin's projections as F16 (half the size)
+        types=lambda w: (
+            "--ternary-type tq2_0" if w.variant == "ternary" else "--linear-type f16"
+        ),
     shell:
         "ternarylm export --config {params.config} --format gguf --model $(dirname {input.model})"
-        " --tokenizer {input.tokenizer} --ternary-type tq2_0 --linear-type {params.linear_type}"
+        " --tokenizer {input.tokenizer} {params.types}"
         " --out {output} >> {log} 2>&1"
 
 
