@@ -495,9 +495,12 @@ def test_bench_settings_validate_formats():
 
     import yaml
 
-    from ternarylm.bench import ROOT_CONFIG, bench_settings
+    from ternarylm.bench import bench_settings
+    from ternarylm.config import DEFAULTS_PATH
 
-    root = yaml.safe_load(ROOT_CONFIG.read_text())["bench"]
+    # the package's defaults file is the root config.yaml itself (a link), not a copy
+    assert DEFAULTS_PATH.resolve() == (Path(__file__).resolve().parents[1] / "config.yaml").resolve()
+    root = yaml.safe_load(DEFAULTS_PATH.read_text())["bench"]
     settings = bench_settings({"bench": {"devices": ["cpu"], "new_tokens": 7}})
     # defaults come from the root config.yaml (no second defaults dict), the preset wins
     assert settings["batch_sizes"] == root["batch_sizes"] and settings["new_tokens"] == 7
