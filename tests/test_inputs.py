@@ -415,3 +415,27 @@ def test_missing_optional_dependency_names_the_extra(gen_setup, capfd, monkeypat
     argv += ["--tokenizer", str(gen_setup / "tok.json"), "--out", str(gen_setup / "t.gguf")]
     assert main(argv) == 2
     assert "gguf is not installed: pip install 'ternarylm[deploy]'" in _one_error_line(capfd)
+
+
+def test_run_config_written_by_the_snakefile_skips_only_the_schema(tmp_path, monkeypatch):
+    """Jobs read results/config/<hash>.json, validated at parse time: the CLI skips the slow schema
+    check for it (not the cross-field checks), and validates it again once edited."""
+    import hashlib
+    import json
+
+    from ternarylm import config as tc
+
+    calls = []
+    monkeypatch.setattr(tc, "validate_schema", lambda *a, **k: calls.append(a[1]))
+    text = json.dumps({"model": {"d_model": 64, "n_heads": 4}}, indent=2, sort_keys=True) + "\n"
+    path = tmp_path / "config" / (hashlib.sha256(text.encode()).hexdigest()[:12] + ".json")
+    path.parent.mkdir()
+    path.write_text(text)
+    tc.validate_config(json.loads(text), str(path), partial=True)
+    assert calls == []
+    bad = {"model": {"d_model": 64, "n_heads": 5}}  # cross-field checks still run
+    with pytest.raises(UserError, match="n_heads"):
+        tc.validate_config(bad, str(path), partial=True)
+    path.write_text(text.replace("64", "32"))  # edited by hand: no longer its hash
+    tc.validate_config(json.loads(path.read_text()), str(path), partial=True)
+    assert calls == [str(path)]
