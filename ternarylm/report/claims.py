@@ -305,7 +305,10 @@ def claims_efficiency(art: Artifacts) -> list[dict[str, Any]]:
     picked = pick_rows(bench_table(art, device))
     f, t = picked["fp32"], picked["ternary"]
     if f is None or t is None:
-        miss = Verdict(NOT_RUN, f"bench on {device} has no {'fp32' if f is None else 'ternary'} row")
+        what = "fp32" if f is None else "deployed ternary"
+        # baselines (fake-quant, no-cache, GPU dense cache) never decide; the GGUF rows need llama.cpp
+        why = "" if f is None else " (its GGUF rows need llama-cpp-python: pip install -e '.[deploy]')"
+        miss = Verdict(NOT_RUN, f"bench on {device} has no {what} row{why}")
         return [
             _row(mem_claim, f"{red.value}x", None, miss, red.source),
             _row(lat_claim, paper_lat, None, miss, lat.source),
