@@ -19,28 +19,29 @@ from typing import Any
 from ternarylm.io import read_json
 
 
+def _proc_status_mb(key: str) -> float | None:
+    """A memory line of /proc/self/status (``VmHWM``, ``VmRSS``) in MB; None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return None
+
+
 def _rss_mb() -> float:
     """Peak resident set size of this process so far, MB.
 
     Linux: VmHWM, which starts afresh at exec (ru_maxrss would inherit the parent's peak).
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+    peak = _proc_status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
 def _current_rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return float("nan")
+    now = _proc_status_mb("VmRSS")
+    return now if now is not None else float("nan")
 
 
 def load_model_lean(model_dir: str | Path):

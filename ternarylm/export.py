@@ -29,7 +29,7 @@ import torch
 
 from ternarylm import hf_export
 from ternarylm.io import UserError, atomic_path, read_json, require, write_json
-from ternarylm.model import rename_module
+from ternarylm.model import BLOCK_NAMES, rename_module
 
 log = logging.getLogger("ternarylm.export")
 
@@ -38,17 +38,7 @@ DENSE_TYPES = ("f32", "f16", "q8_0")
 QK = 256  # ggml super-block: TQ1_0/TQ2_0 need every input dim divisible by it
 
 # our module name -> llama.cpp tensor name (per layer)
-LAYER_NAMES = {
-    "attn_norm": "attn_norm",
-    "attn.q": "attn_q",
-    "attn.k": "attn_k",
-    "attn.v": "attn_v",
-    "attn.o": "attn_output",
-    "mlp_norm": "ffn_norm",
-    "mlp.gate": "ffn_gate",
-    "mlp.up": "ffn_up",
-    "mlp.down": "ffn_down",
-}
+LAYER_NAMES = {ours: gguf for ours, (gguf, _) in BLOCK_NAMES.items()}
 
 
 def gguf_name(name: str) -> str:

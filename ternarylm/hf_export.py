@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ternarylm.io import UserError, atomic_path, write_json, write_text
-from ternarylm.model import rename_module
+from ternarylm.model import BLOCK_NAMES, rename_module
 
 log = logging.getLogger("ternarylm.hf_export")
 
@@ -48,17 +48,7 @@ HF_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": to
 PACK = 4  # ternary codes per uint8 in transformers' bitnet format
 
 # our module name inside a block -> HF Llama module name
-HF_LAYER_NAMES = {
-    "attn_norm": "input_layernorm",
-    "attn.q": "self_attn.q_proj",
-    "attn.k": "self_attn.k_proj",
-    "attn.v": "self_attn.v_proj",
-    "attn.o": "self_attn.o_proj",
-    "mlp_norm": "post_attention_layernorm",
-    "mlp.gate": "mlp.gate_proj",
-    "mlp.up": "mlp.up_proj",
-    "mlp.down": "mlp.down_proj",
-}
+HF_LAYER_NAMES = {ours: hf for ours, (_, hf) in BLOCK_NAMES.items()}
 
 
 def hf_name(name: str) -> str:

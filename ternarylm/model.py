@@ -273,6 +273,20 @@ def build_model(cfg: ModelConfig | dict[str, Any], seed: int | None = None) -> T
     return TransformerLM(cfg)
 
 
+# every module of a block in the other runtimes' naming: (llama.cpp GGUF tensor, HF Llama module)
+BLOCK_NAMES = {
+    "attn_norm": ("attn_norm", "input_layernorm"),
+    "attn.q": ("attn_q", "self_attn.q_proj"),
+    "attn.k": ("attn_k", "self_attn.k_proj"),
+    "attn.v": ("attn_v", "self_attn.v_proj"),
+    "attn.o": ("attn_output", "self_attn.o_proj"),
+    "mlp_norm": ("ffn_norm", "post_attention_layernorm"),
+    "mlp.gate": ("ffn_gate", "mlp.gate_proj"),
+    "mlp.up": ("ffn_up", "mlp.up_proj"),
+    "mlp.down": ("ffn_down", "mlp.down_proj"),
+}
+
+
 def rename_module(name: str, top: dict[str, str], in_block: dict[str, str], block: str) -> str:
     """Our module name (``layers.3.mlp.up``) in another runtime's naming: ``top`` maps the modules
     outside the blocks, ``in_block`` those inside one, ``block`` formats ``{i}`` and ``{name}``."""
