@@ -121,6 +121,8 @@ def hf_state_dict(model, hf_quant: str, dtype: torch.dtype) -> dict[str, torch.T
         if not hasattr(module, "weight") or isinstance(module, torch.nn.ModuleList) or name == "":
             continue
         w = module.weight.detach().float()
+        if name == "head":  # its padding rows (vocab_multiple, for the GPU) are not part of the model
+            w = w[: cfg.vocab_size]
         if name.endswith(("attn.q", "attn.k")):
             w = w[perm]
         key = hf_name(name)
