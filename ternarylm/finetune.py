@@ -46,6 +46,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ternarylm import trainkit as tk
 from ternarylm.checkpoint import Checkpoint, is_finite, restore_rng, rng_state, sha256_file
 from ternarylm.classifier import (
     SequenceClassifier,
@@ -69,16 +70,6 @@ from ternarylm.glue import (
     load_split,
 )
 from ternarylm.io import UserError, read_json, write_csv, write_json
-from ternarylm.trainkit import (
-    PROGRESS_SECONDS,
-    Progress,
-    Timer,
-    autocast_context,
-    fingerprint,
-    make_optimizer,
-    setup_device,
-    threads_for_fingerprint,
-)
 
 log = logging.getLogger("ternarylm.finetune")
 STATE_NAME = "finetune_state.pt"  # in --ckpt DIR
@@ -176,7 +167,7 @@ def _setup(model: SequenceClassifier, job: FitJob) -> Fit:
             return (step + 1) / (warmup + 1)
         return max(0.0, (total - step) / max(1, total - warmup))
 
-    opt = make_optimizer(model, ft, job.device)
+    opt = tk.make_optimizer(model, ft, job.device)
     fit = Fit(opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_factor), steps_per_epoch)
     if ft["loss"] == "balanced":
         counts = Counter(train_y)
@@ -216,7 +207,9 @@ def _save(model: SequenceClassifier, fit: Fit, job: FitJob) -> None:
     job.ckpt.save(state, is_finite(state["model"]), f"fine-tuning state after epoch {fit.epoch}")
 
 
-def _train_epoch(model: SequenceClassifier, fit: Fit, job: FitJob, progress: Progress) -> tuple[float, float]:
+def _train_epoch(
+    model: SequenceClassifier, fit: Fit, job: FitJob, progress: tk.Progress
+) -> tuple[float, float]:
     """One pass over the training part; returns (mean training loss, last learning rate)."""
     ft, (train_x, train_y), device = job.ft, job.data["train"], job.device
     epoch = fit.epoch + 1
@@ -224,14 +217,14 @@ def _train_epoch(model: SequenceClassifier, fit: Fit, job: FitJob, progress: Pro
     # summed on the device in float64 (as a Python float would be): no host sync per step
     loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0
     lr_now = fit.sched.get_last_lr()[0]
-    tick, seen_at_tick = Timer(PROGRESS_SECONDS), 0
+    tick, seen_at_tick = tk.Timer(tk.PROGRESS_SECONDS), 0
     step = fit.epoch * fit.steps_per_epoch
     fwd = job.forward(model)
     for ids in bucketed_batches([len(x) for x in train_x], ft["batch_size"], gen):
         rows = ft["batch_size"] if job.bucket_max else None
         idx, lengths = pad_batch([train_x[i] for i in ids], job.pad, job.bucket_max, rows)
         y = torch.tensor([train_y[i] for i in ids], device=device)
-        with autocast_context(device, ft["precision"]):
+        with tk.autocast_context(device, ft["precision"]):
             logits = fwd(idx.to(device), lengths.to(device))[: len(ids)]
         loss = F.cross_entropy(logits.float(), y, weight=fit.weight)
         fit.opt.zero_grad(set_to_none=True)
@@ -294,7 +287,7 @@ def train_classifier(
     primary, select, epochs = PRIMARY_METRIC[job.task], _selection_metric(job), job.ft["epochs"]
     fit = _setup(model, job)
     _resume(model, fit, job)
-    progress = Progress(job.desc, fit.steps_per_epoch * epochs, fit.epoch * fit.steps_per_epoch, "ex", log)
+    progress = tk.Progress(job.desc, fit.steps_per_epoch * epochs, fit.epoch * fit.steps_per_epoch, "ex", log)
     model.train()
     while fit.epoch < epochs and (stop_after_epoch is None or fit.epoch < stop_after_epoch):
         t0 = time.perf_counter()
@@ -372,14 +365,14 @@ def _load_examples(
 def _fingerprint(job: FitJob, model_dir: Path, tokenizer_path: str | Path, max_len: int) -> str:
     # a resume is only valid on the same backbone weights, tokenizer, data, task, seed and settings
     ignore = ("keep_checkpoint", "device", "threads", "tasks")
-    return fingerprint(
+    return tk.fingerprint(
         {
             "backbone": sha256_file(model_dir / "model.safetensors"),
             "tokenizer": sha256_file(Path(tokenizer_path)),
             "task": job.task,
             "seed": job.seed,
             "settings": {k: v for k, v in job.ft.items() if k not in ignore},
-            "threads": threads_for_fingerprint(job.device, job.ft["threads"]),
+            "threads": tk.threads_for_fingerprint(job.device, job.ft["threads"]),
             "max_len": max_len,
             "n": {k: len(v[1]) for k, v in job.data.items()},
         }
@@ -440,7 +433,7 @@ def finetune(
 
     check_task(task)
     ft = settings(config)
-    device = setup_device(ft["device"], ft["threads"])
+    device = tk.setup_device(ft["device"], ft["threads"])
     model_dir = Path(model_dir)
     backbone_meta = read_json(model_dir / "config.json")
     seed = int(backbone_meta.get("seed", 0)) if seed is None else seed
