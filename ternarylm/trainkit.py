@@ -76,7 +76,7 @@ class StopRequest:
 
     def __call__(self, signum: int, frame: Any) -> None:
         self.signum = signum
-        log.warning("received signal %d: saving a checkpoint after this step", signum)
+        log.warning("received %s: saving a checkpoint after this step", signal.Signals(signum).name)
 
 
 @contextlib.contextmanager

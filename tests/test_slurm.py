@@ -292,7 +292,7 @@ def test_cancelled_pretrain_is_resubmitted_and_resumes(smoke_on_slurm, smoke_loc
         wd / "results" / "ckpt" / "pretrain" / "synthetic" / "ternary" / "seed0", ignore_errors=True
     )
     read_log = lambda: rule_log.read_text() if rule_log.exists() else ""  # noqa: E731
-    ckpt_saved = re.compile(r"checkpoint saved at step (\d+)")
+    ckpt_saved = re.compile(r"checkpoint at step (\d+) saved")
     err = tmp_path / "snakemake.err"
     t0 = time.perf_counter()
     with err.open("w") as fh:
