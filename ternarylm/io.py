@@ -208,10 +208,3 @@ def setup_logging(verbose: bool = False) -> logging.Logger:
         force=True,
     )
     return logging.getLogger("ternarylm")
-
-
-def progress(iterable: Any = None, **kwargs: Any) -> Any:
-    """tqdm progress bar when attached to a terminal, silent otherwise (logs carry progress)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, disable=not sys.stderr.isatty(), **kwargs)

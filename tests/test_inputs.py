@@ -273,19 +273,28 @@ def test_unwritable_output_is_one_line(gen_setup, capfd):
     assert "cannot write" in _one_error_line(capfd)
 
 
-def test_export_fp32_twin_refuses_ternary_type(gen_setup, capfd):
-    pytest.importorskip("gguf")
-    save_model(build_model(ModelConfig(**{**TINY, "linear": "fp32"}), seed=0), gen_setup / "f", {})
-    argv = [
+def _gguf_export_argv(setup: Path, model: str, out: str) -> list[str]:
+    """`ternarylm export --format gguf` of ``setup/model`` to ``setup/out``."""
+    return [
         "export",
         "--config",
-        str(gen_setup / "c.yaml"),
+        str(setup / "c.yaml"),
         "--format",
         "gguf",
         "--model",
-        str(gen_setup / "f"),
+        str(setup / model),
+    ] + [
+        "--tokenizer",
+        str(setup / "tok.json"),
+        "--out",
+        str(setup / out),
     ]
-    argv += ["--tokenizer", str(gen_setup / "tok.json"), "--out", str(gen_setup / "f.gguf")]
+
+
+def test_export_fp32_twin_refuses_ternary_type(gen_setup, capfd):
+    pytest.importorskip("gguf")
+    save_model(build_model(ModelConfig(**{**TINY, "linear": "fp32"}), seed=0), gen_setup / "f", {})
+    argv = _gguf_export_argv(gen_setup, "f", "f.gguf")
     assert main([*argv, "--ternary-type", "tq2_0"]) == 2
     assert "fp32 twin" in _one_error_line(capfd)
     assert not (gen_setup / "f.gguf").exists()
@@ -403,16 +412,7 @@ def test_missing_optional_dependency_names_the_extra(gen_setup, capfd, monkeypat
     ):
         require("nonexistent_mod", "deploy")
     monkeypatch.setitem(sys.modules, "gguf", None)  # import gguf -> ModuleNotFoundError
-    argv = [
-        "export",
-        "--config",
-        str(gen_setup / "c.yaml"),
-        "--format",
-        "gguf",
-        "--model",
-        str(gen_setup / "m"),
-    ]
-    argv += ["--tokenizer", str(gen_setup / "tok.json"), "--out", str(gen_setup / "t.gguf")]
+    argv = _gguf_export_argv(gen_setup, "m", "t.gguf")
     assert main(argv) == 2
     assert "gguf is not installed: pip install 'ternarylm[deploy]'" in _one_error_line(capfd)
 

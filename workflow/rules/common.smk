@@ -7,6 +7,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from ternarylm.io import write_text
 from ternarylm.glue import LOCAL_FILES as GLUE_LOCAL_FILES, TASKS as GLUE_TASKS
 from ternarylm.report.artifacts import Layout
 
@@ -53,14 +54,6 @@ CONFIG_FILE = Path(
 LATEST_CONFIG = LAYOUT.config_file()
 
 
-def atomic_write_text(path, text):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_resolved_config():
     if os.path.exists(CONFIG_FILE):
         if CONFIG_FILE.read_text() != CONFIG_TEXT:
@@ -69,8 +62,8 @@ def write_resolved_config():
                 " delete it and rerun"
             )
     else:
-        atomic_write_text(CONFIG_FILE, CONFIG_TEXT)
-    atomic_write_text(LATEST_CONFIG, CONFIG_TEXT)
+        write_text(CONFIG_FILE, CONFIG_TEXT)
+    write_text(LATEST_CONFIG, CONFIG_TEXT)
 
 
 # ------------------------------------------------------------------ config helpers
@@ -97,17 +90,11 @@ def convergence_runs():
     ]
 
 
-def all_corpora():
-    return sorted({MAIN, *config["convergence_corpora"]})
-
-
 # (corpus, variant, seed) of every pretraining run: the twins x seeds, then F1's convergence runs
 PRETRAIN_RUNS = [(MAIN, v, s) for v in VARIANTS for s in SEEDS] + convergence_runs()
 # every trained model: deliverables of the pipeline, and targets of `rule all` so that a deleted
 # model is retrained (Snakemake recreates a missing file only when some target needs it)
 MODEL_OUTPUTS = [model_file(c, v, s, "model.safetensors") for c, v, s in PRETRAIN_RUNS]
-# report.smk's notebooks read these
-SPARSITY_OUTPUTS = [sparsity_csv(v, s) for v in VARIANTS for s in SEEDS]
 
 
 def pretrain_cmd(epochs=""):
