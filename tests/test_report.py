@@ -6,7 +6,6 @@ exact results layout; the slow ones execute the notebooks (fake artifacts, and t
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -17,142 +16,16 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from fakes import ROOT, make_fake_results, merge
 
 from ternarylm.cli import main as cli_main
-from ternarylm.io import write_csv, write_json
+from ternarylm.io import write_json
 from ternarylm.model import PROJECTIONS, ModelConfig, build_model, save_model
 from ternarylm.report import claims as cl
 from ternarylm.report import paper
 from ternarylm.report import tables as tb
 from ternarylm.report.artifacts import NOTEBOOKS, Artifacts
 from ternarylm.sparsity import FIELDS, code_stats, sparsity_rows
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-# --- fake artifacts ------------------------------------------------------------------------------
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-FAKE = {
-    "data_source": "local",
-    "main_corpus": "tinystories",
-    "convergence_corpora": ["tinystories", "shakespeare"],
-    "tokenizer": {"vocab_size": 300},
-    "model": {"d_model": 64, "n_layers": 12, "n_heads": 4, "ffn_hidden": 128, "seq_len": 32},
-    "seeds": [0, 1, 2],
-    "train": {"epochs": 3},
-    "convergence": {"seeds": [0, 1], "epochs": 3},
-    "finetune": {"tasks": ["mrpc", "sst2"]},
-    "bench": {"devices": ["cpu"]},
-}
-CURVE_FIELDS = ["epoch", "step", "lr", "train_loss", "heldout_loss", "heldout_f1", "dev_loss", "dev_f1"]
-CURVE_FIELDS += ["dev_accuracy", "dev_mcc"]
-
-
-def make_fake_results(root: Path, overrides: dict | None = None) -> Path:
-    """Write a resolved config + every artifact the notebooks read under ``root``; return the config path."""
-    base = yaml.safe_load((ROOT / "config.yaml").read_text())
-    cfg = _merge(_merge(base, FAKE), overrides or {})
-    cfg["results_dir"] = str(root)
-    art = Artifacts(root, cfg)
-    config_path = root / "config.resolved.json"
-    write_json(config_path, cfg)
-    mcfg = {**cfg["model"], "vocab_size": cfg["tokenizer"]["vocab_size"]}
-    for corpus in {art.main, *art.convergence_corpora}:
-        write_json(art.manifest(corpus), {"corpus": corpus, "splits": {"train": {"n_docs": 2817}}})
-    runs = art.main_runs() + [r for c in art.convergence_corpora for r in art.convergence_runs(c)]
-    for corpus, v, s in dict.fromkeys(runs):
-        gap = 0.05 if v == "ternary" else 0.6
-        rows = []
-        for step in range(5, 10 * cfg["train"]["epochs"] + 1, 5):
-            shift = {"shakespeare": 0.6, "writingprompts": 0.3}.get(corpus, 0.0) - 0.02 * s
-            train = 3.0 + 3.0 * math.exp(-step / 12) + shift - (0.3 if v == "fp32" else 0)
-            rows.append(
-                {"step": step, "epoch": step / 10, "tokens": step * 512, "train_loss": round(train, 4)}
-                | {
-                    "val_loss": round(train + gap * step / 30, 4),
-                    "val_ce": round(train + gap * step / 30 - 0.3, 4),
-                }
-                | {"lr": 1e-3, "tokens_per_s": 1000.0}
-            )
-        run_dir = art.model_dir(corpus, v, s)
-        write_csv(art.metrics_csv(corpus, v, s), rows)
-        if corpus == art.main:
-            model = build_model({**mcfg, "linear": v}, seed=s)
-            save_model(model, run_dir, {"train": cfg["train"], "variant": v, "seed": s, "corpus": corpus})
-            ratio = 1.05 if v == "ternary" else 3.5
-            train_ce = 3.0 + 0.01 * s
-            val_ce = train_ce * ratio
-            write_json(
-                art.eval_json(corpus, v, s),
-                {
-                    "label_smoothing": 0.1,
-                    "train_ce": train_ce,
-                    "val_ce": val_ce,
-                    "train_ce_smoothed": train_ce + 0.5,
-                    "val_ce_smoothed": val_ce + 0.5,
-                    "val_ppl": math.exp(val_ce),
-                    "val_ppl_smoothed": math.exp(val_ce + 0.5),
-                    "train_ppl": math.exp(train_ce),
-                    "loss_ratio": ratio,
-                    "loss_ratio_smoothed": (val_ce + 0.5) / (train_ce + 0.5),
-                },
-            )
-            rows = sparsity_rows(model)
-            write_csv(art.sparsity_csv(v, s), rows, FIELDS)
-    for task in art.tasks:
-        for v in art.variants:
-            for s in art.seeds:
-                d = Path(art.finetune_dir(task, v, s))
-                bonus = 1.5 if v == "fp32" else 0.0
-                score = {"accuracy": 70.0 + s + bonus, "f1": 81.5 + s, "mcc": 10.0 + s, "n": 408}
-                major = {"accuracy": 68.38, "f1": 81.22, "mcc": 0.0, "n": 408}
-                write_json(
-                    d / "metrics.json",
-                    {
-                        "task": task,
-                        "variant": v,
-                        "seed": s,
-                        "data_source": cfg["data_source"],
-                        "primary_metric": paper.TASK_METRIC[task],
-                        "dev": {"split": "dev", **score, "loss": 0.6},
-                        "test": {"split": "test", **score, "loss": 0.6} if task == "mrpc" else None,
-                        "majority": {"label": 1, "dev": major, "test": major},
-                    },
-                )
-                curve = [
-                    {"epoch": e, "step": 100 * e, "lr": 1e-5, "train_loss": 0.7 - 0.05 * e - bonus / 30}
-                    | {"heldout_loss": 0.65, "heldout_f1": 80 + e, "dev_loss": 0.62 - 0.01 * e}
-                    | {"dev_f1": 80.0 + e + s + bonus, "dev_accuracy": 68.0 + e + bonus, "dev_mcc": 5.0 * e}
-                    for e in (1, 2, 3)
-                ]
-                write_csv(d / "curve.csv", curve, CURVE_FIELDS)
-    for dev in art.devices:
-        rows = []
-        for v, fmt, mb, ms in (
-            ("fp32", "torch-fp32", 528.0, 9.0),
-            ("fp32", "torch-int8", 180.0, 8.0),
-            ("fp32", "gguf-f32", 528.0, 5.0),
-            ("ternary", "torch-fp32", 528.0, 11.0),
-            ("ternary", "torch-packed", 120.0, 7.0),
-            ("ternary", "gguf-tq2_0", 118.0, 3.0),
-        ):
-            for batch in (1, 8):
-                rows.append(
-                    {"device": dev, "variant": v, "format": fmt, "batch": batch, "weight_mb": mb}
-                    | {"peak_rss_mb": mb + 400, "base_rss_mb": 380.0, "ms_per_token": ms * (1 + batch / 16)}
-                    | {"tokens_per_s": 1000 * batch / ms}
-                )
-        write_csv(art.bench_csv(dev), rows)
-        write_json(art.bench_env(dev), {"device": dev, "platform": "fake", "torch": torch.__version__})
-    return config_path
 
 
 @pytest.fixture
@@ -272,7 +145,7 @@ def test_verdicts():
 def test_comparability_from_config():
     paper_cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     assert cl.model_reasons(paper_cfg) == []
-    smoke = _merge(paper_cfg, yaml.safe_load((ROOT / "workflow/presets/smoke.yaml").read_text()))
+    smoke = merge(paper_cfg, yaml.safe_load((ROOT / "workflow/presets/smoke.yaml").read_text()))
     (reason,) = cl.model_reasons(smoke)
     assert "d_model=256 (paper 768)" in reason and "n_layers=2 (paper 12)" in reason
     art = Artifacts("/nonexistent", smoke)

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ternarylm.io import load_config
-from ternarylm.report.formats import SPARSITY_FIELDS
+from ternarylm.report.formats import NONCAUSAL, SCRATCH, SPARSITY_FIELDS
 
 Part = str | int
 
@@ -196,8 +196,21 @@ class Artifacts(Layout):
     def convergence_corpora(self) -> list[str]:
         return list(self.cfg.get("convergence_corpora") or [])
 
+    @property
+    def controls(self) -> dict[str, bool]:
+        return {k: bool(v) for k, v in (self.cfg.get("controls") or {}).items()}
+
     def main_runs(self) -> list[tuple[str, str, int]]:
         return [(self.main, v, s) for v in self.variants for s in self.seeds]
+
+    def noncausal_runs(self) -> list[tuple[str, str, int]]:
+        """The fp32-noncausal control's pretraining runs (main corpus, every seed), [] if off."""
+        return [(self.main, NONCAUSAL, s) for s in self.seeds] if self.controls.get("noncausal") else []
+
+    @property
+    def backbones(self) -> list[str]:
+        """What each task is fine-tuned from: the twins, then the scratch control if configured."""
+        return self.variants + ([SCRATCH] if self.controls.get("scratch") else [])
 
     def convergence_runs(self, corpus: str) -> list[tuple[str, str, int]]:
         """F1's runs on ``corpus`` (the main corpus reuses its main runs), [] if not configured."""
@@ -223,6 +236,7 @@ class Artifacts(Layout):
         runs = [(v, s) for v in self.variants for s in self.seeds]
         paths: list[str] = []
         if notebook in ("pretraining", "claims"):
+            paths += [self.tokenizer_json()]  # T1 and the comparability reasons: the real vocabulary
             paths += [self.eval_json(*r) for r in main]
             paths += [self.metrics_csv(*r) for r in main + conv]
             paths += [self.manifest(c) for c in [self.main, *self.convergence_corpora]]
@@ -274,13 +288,26 @@ class Artifacts(Layout):
             raise ValueError(f"{path}: missing column(s) {lacking}; has {list(df.columns)}")
         return df
 
-    def eval_table(self) -> pd.DataFrame:
-        """One row per main run: the evaluate JSON plus corpus/variant/seed."""
+    def eval_table(self, runs: Sequence[tuple[str, str, int]] | None = None) -> pd.DataFrame:
+        """One row per run (default: the main runs): the evaluate JSON plus corpus/variant/seed."""
         rows = []
-        for corpus, v, s in self.main_runs():
+        for corpus, v, s in self.main_runs() if runs is None else runs:
             d = self.read_json(self.eval_json(corpus, v, s))
             rows.append({"corpus": corpus, "variant": v, "seed": s, **d})
         return pd.DataFrame(rows)
+
+    def control_eval_table(self) -> pd.DataFrame:
+        """eval_table of the fp32-noncausal control (empty frame when it is off)."""
+        return self.eval_table(self.noncausal_runs())
+
+    def tokenizer_vocab(self) -> int:
+        """Entries of the tokenizer actually used (tokenizer.json), not the requested vocab_size."""
+        tok = self.read_json(self.tokenizer_json())
+        vocab = (tok.get("model") or {}).get("vocab")
+        if not isinstance(vocab, dict):
+            raise ValueError(f"{self.tokenizer_json()}: no model.vocab table")
+        added = {t["id"] for t in tok.get("added_tokens") or []} - set(vocab.values())
+        return len(vocab) + len(added)
 
     def metrics(self, corpus: str, variant: str, seed: int) -> pd.DataFrame:
         cols = ("step", "epoch", "train_loss", "val_loss")

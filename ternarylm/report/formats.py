@@ -21,3 +21,7 @@ SPARSITY_FIELDS = [
 # (deployed) or a reference point (baseline); only deployed rows may decide a claim
 ROLE_COLUMN = "role"
 ROLES = ("deployed", "baseline")
+
+# control runs (config `controls`): a pretraining variant and a fine-tuning backbone beside the twins
+NONCAUSAL = "fp32-noncausal"  # the FP32 twin without the causal mask (the authors' baseline)
+SCRATCH = "scratch"  # the ternary architecture fine-tuned from random init, never pretrained
