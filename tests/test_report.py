@@ -67,6 +67,8 @@ def make_fake_results(root: Path, overrides: dict | None = None) -> Path:
     mcfg = {**cfg["model"], "vocab_size": cfg["tokenizer"]["vocab_size"]}
     for corpus in {art.main, *art.convergence_corpora}:
         write_json(art.manifest(corpus), {"corpus": corpus, "splits": {"train": {"n_docs": 2817}}})
+        for split, n in (("train", 2817 * 180), ("val", 28 * 180)):  # tokenize's meta (T1's data scale)
+            write_json(art.tokens(corpus, split, "json"), {"n_tokens": n})
     runs = art.main_runs() + [r for c in art.convergence_corpora for r in art.convergence_runs(c)]
     for corpus, v, s in dict.fromkeys(runs):
         gap = 0.05 if v == "ternary" else 0.6
@@ -390,6 +392,19 @@ def test_missing_artifact_fails_naming_it(fake, tmp_path, capfd):
     assert cli_main(argv) == 2
     assert f"missing artifact {gone}" in capfd.readouterr().err
     assert not (tmp_path / "nb" / "pretraining.ipynb").exists()
+
+
+def test_t1_shows_the_data_scale_in_tokens(fake):
+    """T1's token rows are the tokenize meta's n_tokens; a meta without it is an error, not a blank."""
+    results, config_path = fake
+    art = Artifacts.from_config_file(config_path, results)
+    write_json(art.tokens(art.main, "val", "json"), {"n_tokens": 4321})
+    t1 = tb.t1_model_config(art).set_index("setting")
+    assert art.token_counts(art.main) == {"train": 2817 * 180, "val": 4321}
+    assert t1.loc["train tokens"].iloc[0] == str(2817 * 180) and t1.loc["val tokens"].iloc[0] == "4321"
+    write_json(art.tokens(art.main, "train", "json"), {"n_docs": 3})
+    with pytest.raises(ValueError, match="no n_tokens"):
+        art.token_counts(art.main)
 
 
 def test_notebooks_have_parameters_cell_and_no_outputs():
