@@ -150,3 +150,21 @@ def test_command_line_is_one_shell_line(argv):
 
     assert command_line(argv) == "ternarylm evaluate --out 'a b.json'"
     assert command_line([str(ROOT / "ternarylm" / "__main__.py"), "report"]) == "python -m ternarylm report"
+
+
+def test_licence_and_citation_match_the_package():
+    """CITATION.cff parses, has CFF 1.2.0's required keys, and names this version, licence and the paper."""
+    import tomllib
+
+    from ternarylm import __version__
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert {"cff-version", "message", "title", "authors"} <= set(cff) and cff["cff-version"] == "1.2.0"
+    assert str(cff["version"]) == project["version"] == __version__
+    assert cff["license"] == project["license"]["text"] == "MIT"
+    paper = cff["preferred-citation"]
+    assert "TernaryLM" in paper["title"] and "2602.07374" in paper["url"]
+    assert [a["family-names"] for a in paper["authors"]] == ["Nargund", "Shukla"]
+    licence = (ROOT / "LICENSE").read_text()
+    assert licence.startswith("MIT License") and "2026 ternarylm-repro contributors" in licence
