@@ -77,8 +77,7 @@ def device_info(device: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"device": name}
     torch = sys.modules.get("torch")
     if name.startswith("cuda") and torch is not None and torch.cuda.is_available():
-        index = torch.device(name).index
-        info["gpu"] = torch.cuda.get_device_name(0 if index is None else index)
+        info["gpu"] = torch.cuda.get_device_name(name)  # plain "cuda": the current device
     return info
 
 

@@ -144,6 +144,20 @@ def test_stage_artifacts_record_command_device_and_threads(tmp_path):
     assert env["settings"]["threads"] == cpus
 
 
+def test_a_cuda_device_names_its_gpu(monkeypatch):
+    """No GPU here: a stand-in torch whose CUDA API names two GPUs (the real one is torch.cuda)."""
+    import types
+
+    from ternarylm.provenance import device_info
+
+    gpus = {"cuda": "GPU A", "cuda:1": "GPU B"}
+    cuda = types.SimpleNamespace(is_available=lambda: True, get_device_name=gpus.__getitem__)
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    assert device_info("cuda:1") == {"device": "cuda:1", "gpu": "GPU B"}
+    assert device_info("cuda") == {"device": "cuda", "gpu": "GPU A"}
+    assert device_info(None) == {"device": "cpu"} and device_info("cpu") == {"device": "cpu"}
+
+
 @pytest.mark.parametrize("argv", [["/usr/bin/ternarylm", "evaluate", "--out", "a b.json"]])
 def test_command_line_is_one_shell_line(argv):
     from ternarylm.provenance import command_line
