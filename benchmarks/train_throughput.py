@@ -301,10 +301,9 @@ def env_info(args: argparse.Namespace, device_name: str, peak: float | None) -> 
         import triton
 
         info["triton"] = triton.__version__
-    with contextlib.suppress(Exception):
-        info["git_commit"] = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
+    from ternarylm.provenance import git_state  # the package's one git call (never raises)
+
+    info["git_commit"], info["git_dirty"] = git_state()
     if torch.cuda.is_available() and args.device != "cpu":
         props = torch.cuda.get_device_properties(0)
         info["gpu_memory_gb"] = round(props.total_memory / 2**30, 1)

@@ -57,6 +57,7 @@ from typing import Any
 
 from ternarylm.config import with_defaults
 from ternarylm.io import UserError, read_json, write_csv, write_json
+from ternarylm.provenance import provenance
 from ternarylm.report.formats import ROLE_COLUMN
 
 log = logging.getLogger("ternarylm.bench")
@@ -323,6 +324,8 @@ def run_bench(
     env["loadavg_end"] = os.getloadavg()
     env["settings"] = settings
     env["models"] = [str(d) for d in model_dirs]
+    # the workers' thread count (this process never sets torch's)
+    env["provenance"] = provenance(device=device, threads=settings["threads"])
     write_csv(out_csv, rows, COLUMNS)
     write_json(env_out, env)
     log.info("wrote %s (%d rows) and %s", out_csv, len(rows), env_out)

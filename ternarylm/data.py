@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ternarylm.io import UserError, write_json, write_text
+from ternarylm.provenance import provenance
 from ternarylm.synthetic import synthetic_corpus
 
 DOC_SEP = "<|endoftext|>"
@@ -158,4 +159,5 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
             "inputs": {str(f): sha256_file(f) for f in files},
         }
         log.info("%s/%s: %d documents -> %s", args.corpus, split, len(docs), out)
+    manifest["provenance"] = provenance()
     write_json(args.out_dir / "manifest.json", manifest)

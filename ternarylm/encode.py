@@ -16,6 +16,7 @@ import numpy as np
 
 from ternarylm.data import read_docs, sha256_file
 from ternarylm.io import UserError, atomic_path, read_json, write_json
+from ternarylm.provenance import provenance
 from ternarylm.tokenizer import SEP_ID, load_tokenizer
 
 log = logging.getLogger("ternarylm.encode")
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
             "unk_frac": unk / max(1, ids.shape[0]),
             "text_sha256": sha256_file(args.text),
             "tokenizer_sha256": sha256_file(args.tokenizer),
+            "provenance": provenance(),
         },
     )
     log.info(

@@ -19,6 +19,7 @@ import torch
 from ternarylm.encode import load_tokens
 from ternarylm.io import UserError, write_json
 from ternarylm.model import load_model
+from ternarylm.provenance import provenance
 from ternarylm.train import TokenWindows, autocast_context, evaluate_loss, resolve_device
 
 log = logging.getLogger("ternarylm.evaluate")
@@ -60,6 +61,7 @@ def evaluate_model(model_dir: Path, train_bin: Path, val_bin: Path, config: dict
     bad = [k for k, v in out.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:  # never publish NaN metrics (and exit 0) for a broken model
         raise UserError(f"{model_dir}: non-finite metrics ({', '.join(bad)}); the model is broken")
+    out["provenance"] = provenance(device=device)  # threads: torch's, as set by --threads
     return out
 
 

@@ -30,6 +30,7 @@ import torch
 from ternarylm import hf_export
 from ternarylm.io import UserError, atomic_path, read_json, require, write_json
 from ternarylm.model import BLOCK_NAMES, rename_module
+from ternarylm.provenance import provenance
 
 log = logging.getLogger("ternarylm.export")
 
@@ -375,6 +376,6 @@ def _run(args: argparse.Namespace) -> None:
             tokens = np.memmap(args.verify, dtype=np.uint16, mode="r")
             stats = logit_agreement(args.model, args.out, tokens, args.verify_windows)
             log.info("llama.cpp vs PyTorch logits: %s", stats)
-            write_json(Path(str(args.out) + ".verify.json"), stats)
+            write_json(Path(str(args.out) + ".verify.json"), {**stats, "provenance": provenance()})
     else:
         export_packed(args.model, args.out, fp16=args.fp16)

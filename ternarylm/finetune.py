@@ -70,6 +70,7 @@ from ternarylm.glue import (
     load_split,
 )
 from ternarylm.io import UserError, read_json, write_csv, write_json
+from ternarylm.provenance import provenance
 
 log = logging.getLogger("ternarylm.finetune")
 STATE_NAME = "finetune_state.pt"  # in --ckpt DIR
@@ -491,6 +492,7 @@ def finetune(
     metrics["device"] = str(device)
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["torch"] = torch.__version__
+    metrics["provenance"] = provenance(device=device)  # threads: as setup_device set them
     return metrics, curve
 
 

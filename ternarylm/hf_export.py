@@ -40,6 +40,7 @@ import torch
 
 from ternarylm.io import UserError, atomic_path, write_json, write_text
 from ternarylm.model import BLOCK_NAMES, rename_module
+from ternarylm.provenance import provenance
 
 log = logging.getLogger("ternarylm.hf_export")
 
@@ -287,6 +288,7 @@ def export_hf(
         from ternarylm.encode import load_tokens
 
         summary.update(export_ppl(model, load_tokens(val_tokens), val_windows))
+    summary["provenance"] = provenance(device="cpu")  # load_model's default device
     write_json(out / "export.json", summary)
     log.info("wrote %s: %s", out, summary)
     return summary

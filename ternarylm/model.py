@@ -310,13 +310,17 @@ def save_model(model: TransformerLM, out_dir, extra: dict[str, Any] | None = Non
     from safetensors.torch import save_file
 
     from ternarylm.io import atomic_path, write_json
+    from ternarylm.provenance import provenance
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(out_dir / "model.safetensors") as tmp:
         save_file(state, str(tmp))
-    write_json(out_dir / "config.json", {"model": model.cfg.to_dict(), **(extra or {})})
+    meta = {"model": model.cfg.to_dict(), **(extra or {})}
+    # the device the weights were trained on (they are saved from it), torch's thread setting
+    meta["provenance"] = provenance(device=next(model.parameters()).device)
+    write_json(out_dir / "config.json", meta)
 
 
 def load_model(model_dir, device: str | torch.device = "cpu") -> TransformerLM:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import statistics
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import yaml
 
 from ternarylm import __version__
 from ternarylm.io import read_json, write_text
+from ternarylm.provenance import git_commit
 
 # corpus name in our config -> HF dataset id for the card's metadata
 HF_DATASETS = {"tinystories": "roneneldan/TinyStories", "shakespeare": "tiny_shakespeare"}
@@ -36,18 +36,6 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
 def fmt(values: Sequence[float], digits: int = 2) -> str:
     m, s, n = mean_std(values)
     return f"{m:.{digits}f} ± {s:.{digits}f} (n={n})" if n > 1 else f"{m:.{digits}f} (n=1)"
-
-
-def git_commit() -> str:
-    try:
-        # the commit of this code (the folder the package runs from), not of the working directory
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
-        )
-    except OSError:
-        return "unknown"
-    return out.stdout.strip() or "unknown"
 
 
 def train_tokens(source: Path) -> int | None:

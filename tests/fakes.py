@@ -96,6 +96,8 @@ def write_pretraining(art: Artifacts, cfg: dict[str, Any]) -> None:
     fake_tokenizer(art.tokenizer_json(), cfg["tokenizer"]["vocab_size"])
     for corpus in {art.main, *art.convergence_corpora}:
         write_json(art.manifest(corpus), {"corpus": corpus, "splits": {"train": {"n_docs": 2817}}})
+        for split, n in (("train", 2817 * 180), ("val", 28 * 180)):  # tokenize's meta (T1's data scale)
+            write_json(art.tokens(corpus, split, "json"), {"n_tokens": n})
     runs = art.main_runs() + [r for c in art.convergence_corpora for r in art.convergence_runs(c)]
     for corpus, v, s in dict.fromkeys(runs + art.noncausal_runs()):
         write_csv(art.metrics_csv(corpus, v, s), fake_curve(corpus, v, s, cfg["train"]["epochs"]))

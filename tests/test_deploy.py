@@ -445,6 +445,7 @@ def test_bench_writes_csv_and_env(twins, tokenizer_path, tmp_path):
     assert markdown_table(out, batch=1).count("\n") == 2 + sum(r["batch"] == "1" for r in rows)
     env = json.loads((out.parent / "env.json").read_text())
     assert env["threads"] == 1 and env["torch"] == torch.__version__ and "cpu_model" in env
+    assert (env["provenance"]["threads"], env["provenance"]["device"]) == (1, "cpu")  # the workers' setting
     assert not list(out.parent.glob(".bench-*"))  # exported files cleaned up
     roles = {(r["variant"], r["format"]): r["role"] for r in rows}
     assert roles[("ternary", "torch-packed")] == "deployed" and roles[("fp32", "torch-fp32")] == "deployed"

@@ -220,3 +220,6 @@ def test_benchmark_runs_and_writes_outputs(tmp_path):
     assert float(rows[0]["speedup_vs_naive"]) == 1.0
     env = json.loads((out / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+    from ternarylm.provenance import git_state
+
+    assert (env["git_commit"], env["git_dirty"]) == git_state()  # the package's checkout, via provenance

@@ -14,6 +14,7 @@ import csv
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -293,29 +294,18 @@ TINY_CONFIG = {
 }
 
 
-def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer, tiny_data, capfd):
+def test_end_to_end_writes_metrics_and_curve(
+    tmp_path, tiny_twin, tiny_tokenizer, tiny_data, capfd, monkeypatch
+):
     from ternarylm.cli import main
 
     out = tmp_path / "ft"
     cfg_path = tmp_path / "config.json"
     cfg_path.write_text(json.dumps(TINY_CONFIG))
-    rc = main(
-        [
-            "finetune",
-            "--config",
-            str(cfg_path),
-            "--task",
-            "mrpc",
-            "--model",
-            str(tiny_twin),
-            "--tokenizer",
-            str(tiny_tokenizer),
-            "--out",
-            str(out),
-            "--seed",
-            "3",
-        ]
-    )
+    args = ["finetune", "--config", str(cfg_path), "--task", "mrpc", "--model", str(tiny_twin)]
+    args += ["--tokenizer", str(tiny_tokenizer), "--out", str(out), "--seed", "3"]
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/ternarylm", *args])  # as the console script sees them
+    rc = main(args)
     assert rc == 0
     # one progress line per epoch at least (and about one a minute within long epochs)
     progress = [
@@ -335,6 +325,9 @@ def test_end_to_end_writes_metrics_and_curve(tmp_path, tiny_twin, tiny_tokenizer
         assert m[split]["n"] == n and m[split]["split"] == split
         assert set(m[split]) >= {"f1", "accuracy", "mcc", "loss"}
         assert m["majority"][split]["n"] == n
+    prov = m["provenance"]  # train.threads (1) is finetune's default
+    assert prov["command"] == "ternarylm " + " ".join(args)
+    assert (prov["device"], prov["threads"]) == ("cpu", 1)
     assert m["splits"]["train"]["n"] + m["splits"]["heldout"]["n"] == 120
     assert m["splits"]["heldout"]["n"] == 12
     labels = [e.label for e in load_split("mrpc", "dev", {"data_source": "synthetic"})]

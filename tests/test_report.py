@@ -265,6 +265,19 @@ def test_missing_artifact_fails_naming_it(fake, tmp_path, capfd):
     assert not (tmp_path / "nb" / "pretraining.ipynb").exists()
 
 
+def test_t1_shows_the_data_scale_in_tokens(fake):
+    """T1's token rows are the tokenize meta's n_tokens; a meta without it is an error, not a blank."""
+    results, config_path = fake
+    art = Artifacts.from_config_file(config_path, results)
+    write_json(art.tokens(art.main, "val", "json"), {"n_tokens": 4321})
+    t1 = tb.t1_model_config(art).set_index("setting")
+    assert art.token_counts(art.main) == {"train": 2817 * 180, "val": 4321}
+    assert t1.loc["train tokens"].iloc[0] == str(2817 * 180) and t1.loc["val tokens"].iloc[0] == "4321"
+    write_json(art.tokens(art.main, "train", "json"), {"n_docs": 3})
+    with pytest.raises(ValueError, match="no n_tokens"):
+        art.token_counts(art.main)
+
+
 def test_notebooks_have_parameters_cell_and_no_outputs():
     for name in NOTEBOOKS:
         nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)

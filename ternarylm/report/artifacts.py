@@ -20,6 +20,7 @@ from ternarylm.report.formats import NONCAUSAL, SCRATCH, SPARSITY_FIELDS
 
 Part = str | int
 
+SPLITS = ("train", "val")  # the splits `prepare` and `tokenize` write for every corpus
 NOTEBOOKS = ("pretraining", "finetuning", "efficiency", "sparsity", "claims")
 # what each notebook writes: tables/{name}.csv and figures/{name}.{png,pdf}
 NOTEBOOK_TABLES = {
@@ -240,6 +241,9 @@ class Artifacts(Layout):
             paths += [self.eval_json(*r) for r in main]
             paths += [self.metrics_csv(*r) for r in main + conv]
             paths += [self.manifest(c) for c in [self.main, *self.convergence_corpora]]
+            paths += [
+                self.tokens(c, sp, "json") for c in [self.main, *self.convergence_corpora] for sp in SPLITS
+            ]
         if notebook == "pretraining":
             paths += [self.model_file(*r, f) for r in first for f in ("config.json", "model.safetensors")]
         if notebook in ("finetuning", "claims"):
@@ -322,6 +326,17 @@ class Artifacts(Layout):
             return None
         n = (self.read_json(path).get("splits") or {}).get("train", {}).get("n_docs")
         return int(n) if n is not None else None
+
+    def token_counts(self, corpus: str) -> dict[str, int]:
+        """Tokens per split (``n_tokens`` of the tokenize stage's ``tokens/{corpus}/{split}.json``)."""
+        counts = {}
+        for split in SPLITS:
+            path = self.tokens(corpus, split, "json")
+            n = self.read_json(path).get("n_tokens")
+            if n is None:
+                raise ValueError(f"{path}: no n_tokens (rerun tokenize)")
+            counts[split] = int(n)
+        return counts
 
     def finetune_metrics(self, task: str, variant: str, seed: int) -> dict[str, Any]:
         return self.read_json(self.finetune_file(task, variant, seed, "metrics.json"))

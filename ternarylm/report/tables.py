@@ -102,6 +102,7 @@ def t1_model_config(art: Artifacts) -> pd.DataFrame:
     """T1: model/training configuration of each twin (first seed) beside the paper's."""
     setup = PAPER["setup"].value
     cols: dict[str, dict[str, Any]] = {}
+    tokens = art.token_counts(art.main)  # the data scale, beside the document count
     for corpus, v, s in ((art.main, v, art.seeds[0]) for v in art.variants):
         meta = art.read_json(art.model_file(corpus, v, s, "config.json"))
         m, t = meta["model"], meta.get("train") or art.cfg["train"]
@@ -129,6 +130,8 @@ def t1_model_config(art: Artifacts) -> pd.DataFrame:
             else f"{t['epochs']} (capped at {t['max_steps']} steps)",
             "corpus": corpus,
             "train documents": art.n_train_docs(corpus),
+            "train tokens": tokens["train"],
+            "val tokens": tokens["val"],
         }
     paper = {
         "parameters (M)": setup["params_m"],
