@@ -165,6 +165,7 @@ def judge_close(
     *,
     rel: float | None = None,
     abs_: float | None = None,
+    what: str = "paper",
     reasons: Sequence[str] = (),
 ) -> Verdict:
     """Reproduced when |ours.mean - paper| <= tolerance (relative to the paper value, or absolute)."""
@@ -172,7 +173,7 @@ def judge_close(
         return Verdict(NOT_RUN, "no result")
     tol = rel * abs(paper) if rel is not None else float(abs_ or 0.0)
     diff = ours.mean - paper
-    return _judge(abs(diff) <= tol, f"ours - paper = {diff:+.3g} (tolerance ±{tol:.3g})", reasons)
+    return _judge(abs(diff) <= tol, f"ours - {what} = {diff:+.3g} (tolerance ±{tol:.3g})", reasons)
 
 
 def judge_factor(ours: Stat, paper: float, *, factor: float, reasons: Sequence[str] = ()) -> Verdict:
@@ -312,7 +313,7 @@ def claims_pretraining(art: Artifacts) -> list[dict[str, Any]]:
                 f"ternary PPL ≈ FP32 PPL ({kind}): (ternary / FP32 - 1) in %, per seed",
                 f"0 % (± {100 * PPL_PARITY_REL:g} %)",
                 gap,
-                judge_close(gap, 0.0, abs_=100 * PPL_PARITY_REL, reasons=reasons).plus(
+                judge_close(gap, 0.0, abs_=100 * PPL_PARITY_REL, what="parity (0 %)", reasons=reasons).plus(
                     f"; FP32 twin {Stat.of(fp32[col]).fmt()}, ternary {Stat.of(tern[col]).fmt()}"
                 ),
                 f"{PAPER['ppl_parity'].source}: {PAPER['ppl_parity'].note}",
@@ -566,7 +567,7 @@ def _bench_rows(art: Artifacts, device: str) -> list[dict[str, Any]]:
         f"({f['weight_mb'] / t['weight_mb']:.2f}x)"
     )
     lat_ratio = Stat(t["ms_per_token"] / f["ms_per_token"], math.nan, 1)
-    lv = judge_close(lat_ratio, 1.0, rel=LATENCY_REL, reasons=reasons)
+    lv = judge_close(lat_ratio, 1.0, rel=LATENCY_REL, what="parity (1.0)", reasons=reasons)
     lat_detail = (
         f"; ternary {t['format']} {t['ms_per_token']:.3g} ms/token, FP32 {f['format']} "
         f"{f['ms_per_token']:.3g} ms/token"
