@@ -19,6 +19,7 @@ import yaml
 from fakes import ROOT, make_fake_results, merge
 
 from ternarylm.cli import main as cli_main
+from ternarylm.io import write_json
 from ternarylm.model import PROJECTIONS, ModelConfig, build_model, save_model
 from ternarylm.report import claims as cl
 from ternarylm.report import paper
@@ -250,7 +251,11 @@ def test_claims_verdicts_at_paper_scale(tmp_path):
     assert verdict("on TinyStories") == paper.NOT_REPRODUCED
     assert verdict("on WritingPrompts") == paper.NOT_RUN
     assert verdict("missing causal mask") == paper.NOT_REPRODUCED  # the fake control does not collapse
-    assert verdict("55x less") == paper.NOT_REPRODUCED
+    assert verdict("55x less") == paper.NOT_REPRODUCED  # 507,060 tokens: 6,508x
+    # the token count is read from tokenize's meta: 60M tokens is 55x less than 3.3B words
+    write_json(art.tokens(art.main, "train", "json"), {"n_tokens": 60_000_000})
+    (data,) = cl.claims_table(art).set_index("claim").filter(like="55x less", axis=0)["verdict"]
+    assert data == paper.REPRODUCED
 
 
 # --- (b) the report stage ------------------------------------------------------------------------
