@@ -41,12 +41,12 @@ FIGURE_FORMATS = ("png", "pdf")
 # config sections each notebook reads beyond its input files (report rules put them in params:
 # so that changing one reruns exactly the notebooks that read it)
 NOTEBOOK_CONFIG = {
-    "pretraining": ["model", "train", "convergence", "convergence_corpora"],
-    "finetuning": ["finetune"],
+    "pretraining": ["model", "train", "convergence", "convergence_corpora", "tokenizer", "controls"],
+    "finetuning": ["finetune", "controls"],
     "efficiency": ["bench"],
     "sparsity": ["model"],
     "claims": ["model", "train", "data_source", "corpora", "convergence", "convergence_corpora"]
-    + ["finetune", "bench"],
+    + ["finetune", "bench", "tokenizer", "controls"],
 }
 
 

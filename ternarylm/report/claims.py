@@ -407,18 +407,6 @@ def claims_noncausal(art: Artifacts, ev: pd.DataFrame, reasons: Sequence[str]) -
     return [_row(claim, f"{paper}x", ratio, judge_all(parts).plus(detail), source, 3)]
 
 
-def train_tokens(art: Artifacts, corpus: str) -> int | None:
-    """Tokens in the train split of ``corpus`` (tokens/<corpus>/train.json), None if not there.
-
-    (To be folded into ``Artifacts.token_counts`` where that reader exists.)
-    """
-    path = Path(art.tokens(corpus, "train", "json"))
-    if not path.exists():
-        return None
-    n = art.read_json(path).get("n_tokens")
-    return int(n) if n is not None else None
-
-
 def claim_data_factor(art: Artifacts) -> dict[str, Any]:
     c, words = PAPER["data_factor"], PAPER["distilbert_words"]
     claim = (
@@ -426,10 +414,7 @@ def claim_data_factor(art: Artifacts) -> dict[str, Any]:
         "(WordPiece tokens, one pass)"
     )
     source = f"{c.source}; {words.source}"
-    n = train_tokens(art, art.main)
-    if n is None:
-        why = f"no token count: {art.tokens(art.main, 'train', 'json')} not found"
-        return _row(claim, f"{c.value}x", None, Verdict(NOT_RUN, why), source)
+    n = art.token_counts(art.main)["train"]
     ours = Stat(words.value / n, math.nan, 1)
     v = judge_close(ours, c.value, rel=DATA_FACTOR_REL, reasons=data_reasons(art, art.main))
     detail = (

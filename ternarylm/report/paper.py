@@ -86,7 +86,9 @@ PAPER: dict[str, Cited] = {
     ),
     "data_factor": Cited(55, PAPER_TEXT, "'55x less pretraining data than DistilBERT'"),
     # words, not tokens: BERT's paper counts words; a WordPiece token is a word or a piece of one
-    "distilbert_words": Cited(800_000_000 + 2_500_000_000, DISTILBERT_DATA, "BooksCorpus + English Wikipedia, words"),
+    "distilbert_words": Cited(
+        800_000_000 + 2_500_000_000, DISTILBERT_DATA, "BooksCorpus + English Wikipedia, words"
+    ),
 }
 
 # Zero fraction of absmean-ternarized Gaussian weights: alpha = E|w| = sigma * sqrt(2/pi), a weight
