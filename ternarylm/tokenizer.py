@@ -170,6 +170,24 @@ def load_pretrained(path: str | Path) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(spec))
 
 
+def fetch_pretrained(name: str) -> Path:
+    """``tokenizer.pretrained`` as a local tokenizer.json: an existing path as is, otherwise a
+    Hugging Face hub id (e.g. bert-base-uncased, the paper's vocabulary) downloaded once."""
+    path = Path(name)
+    # a path-like value that does not exist is a user's typo, not a hub id to try online
+    if path.exists() or path.suffix == ".json" or name.startswith((".", "/", "~")):
+        return path
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(name, "tokenizer.json"))
+    except Exception as e:  # offline, unknown repo or no tokenizer.json: one line, not a traceback
+        raise UserError(
+            f"tokenizer.pretrained={name!r}: not a local file, and the HF hub gave no tokenizer.json "
+            f"({type(e).__name__}); give a path to a tokenizer.json or set it to null to learn one"
+        ) from e
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-text", required=True, type=Path, help="train split written by `prepare`")
     p.add_argument("--out", required=True, type=Path)
@@ -180,7 +198,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
 
     tcfg = config["tokenizer"]
     if tcfg.get("pretrained"):
-        tok = load_pretrained(tcfg["pretrained"])
+        tok = load_pretrained(fetch_pretrained(tcfg["pretrained"]))
         log.info("using pretrained tokenizer %s", tcfg["pretrained"])
     else:
         tok = train_tokenizer(read_docs(args.train_text), int(tcfg["vocab_size"]), bool(tcfg["lowercase"]))

@@ -439,3 +439,48 @@ def test_run_config_written_by_the_snakefile_skips_only_the_schema(tmp_path, mon
     path.write_text(text.replace("64", "32"))  # edited by hand: no longer its hash
     tc.validate_config(json.loads(path.read_text()), str(path), partial=True)
     assert calls == [str(path)]
+
+
+def _tokenizer_stage(tmp_path: Path, pretrained: str) -> tuple[int, Path]:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(
+        json.dumps({"tokenizer": {"vocab_size": 30522, "lowercase": True, "pretrained": pretrained}})
+    )
+    (tmp_path / "train.txt").write_text("unused\n")
+    out = tmp_path / "tok.json"
+    argv = ["tokenizer", "--config", str(cfg), "--train-text", str(tmp_path / "train.txt"), "--out", str(out)]
+    return main(argv), out
+
+
+def test_pretrained_hub_id_is_downloaded_and_renumbered(tmp_path, monkeypatch):
+    """config.yaml's `pretrained: bert-base-uncased` is a hub id: fetched once, then renumbered."""
+    import huggingface_hub
+
+    src = tmp_path / "hub" / "tokenizer.json"
+    src.parent.mkdir()
+    pieces = _bert_layout_tokenizer(src)
+    asked = []
+    monkeypatch.setattr(
+        huggingface_hub, "hf_hub_download", lambda repo, name: asked.append((repo, name)) or src
+    )
+    rc, out = _tokenizer_stage(tmp_path, "bert-base-uncased")
+    assert rc == 0 and asked == [("bert-base-uncased", "tokenizer.json")]
+    tok = load_tokenizer(out)
+    assert [tok.token_to_id(s) for s in SPECIALS] == list(range(5)) and tok.get_vocab_size() == 104 + len(
+        pieces
+    )
+
+
+def test_pretrained_hub_offline_or_typo_is_one_line(tmp_path, monkeypatch, capfd):
+    import huggingface_hub
+
+    def offline(repo, name):
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    rc, out = _tokenizer_stage(tmp_path, "bert-base-uncased")
+    assert rc == 2 and not out.exists()
+    assert "HF hub gave no tokenizer.json (OSError)" in _one_error_line(capfd)
+    # a path that does not exist is a typo: named as missing, never tried on the hub
+    rc, out = _tokenizer_stage(tmp_path, str(tmp_path / "nope.json"))
+    assert rc == 2 and "missing tokenizer" in _one_error_line(capfd)

@@ -163,8 +163,11 @@ def test_comparability_from_config():
     art = Artifacts("/nonexistent", smoke)
     assert any("synthetic" in r for r in cl.data_reasons(art, "synthetic"))
     assert any("epochs=1 (paper 15)" in r for r in cl.training_reasons(art, "synthetic"))
-    # config.yaml learns its WordPiece: per-token losses are not bert-base-uncased's, and it says so
-    assert cl.pretrain_reasons(Artifacts("/nonexistent", paper_cfg)) == [
+    # config.yaml uses the paper's bert-base-uncased vocabulary, so it is the paper's setup; a learned
+    # WordPiece changes per-token losses, and the reasons say so
+    assert cl.pretrain_reasons(Artifacts("/nonexistent", paper_cfg)) == []
+    learned = merge(paper_cfg, {"tokenizer": {"pretrained": None}})
+    assert cl.pretrain_reasons(Artifacts("/nonexistent", learned)) == [
         "tokenizer: WordPiece learned on our train split (paper bert-base-uncased, 30522, pretrained)"
     ]
     with_bert = merge(paper_cfg, {"tokenizer": {"pretrained": "bert-base-uncased/tokenizer.json"}})
