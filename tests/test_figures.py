@@ -2,18 +2,22 @@
 fixed colour scales, reference lines where they belong, no pairing of layers that do not match.
 
 Figures are checked through their matplotlib objects (bar heights, line data, colour norms), on
-fake artifacts (tests/fakes.py) or hand-made frames.
+fake artifacts (tests/fakes.py) or hand-made frames; the paper-size CPU benchmark plot runs on the
+committed CSV.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from fakes import fake_tokenizer, make_fake_results
+from fakes import ROOT, fake_tokenizer, make_fake_results
 
 from ternarylm.report import figures as fg
 from ternarylm.report import paper
@@ -224,3 +228,59 @@ def test_t6_says_device_kind_memory_kinds_and_iqr(shallow):
     segs = bars.errorbar.lines[2][0].get_segments()
     half = [abs(s[1][1] - s[0][1]) / 2 for s in segs]
     assert half == pytest.approx((cpu.loc[["fp32", "int8", "ternary"], "ms_per_token_iqr"] / 2).tolist())
+
+
+# --- the paper-size CPU benchmark figure ---------------------------------------------------------------
+
+
+def _cpu_plot_module():
+    spec = importlib.util.spec_from_file_location("cpu_plot", ROOT / "benchmarks" / "cpu" / "plot.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_cpu_benchmark_plot_runs_on_the_committed_csv(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/cpu/plot.py", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for ext in ("png", "pdf"):
+        assert (tmp_path / f"results.{ext}").stat().st_size > 10_000
+    mod = _cpu_plot_module()
+    df = mod.load(ROOT / "benchmarks" / "cpu" / "results.csv")
+    env = mod.read_json(ROOT / "benchmarks" / "cpu" / "env.json")
+    fig = mod.plot(df, env)
+    assert "on CPU" in fig._suptitle.get_text() and "2 threads" in fig._suptitle.get_text()
+    assert "131.8M parameters" in fig._suptitle.get_text()
+    latency = fig.axes[0]
+    assert "ms/token" in latency.get_xlabel() and latency.get_xscale() == "log"
+    b1 = df[df["batch"] == 1]
+    widths = [b.get_width() for b in latency.patches if b.get_gid() == "ms_per_token"]
+    assert widths == pytest.approx(b1["ms_per_token"].tolist())
+    # the QAT checkpoint run as float never passes for a deployed form
+    hatched = {
+        (v, f) for (v, f), b in zip(zip(b1["variant"], b1["format"]), latency.patches) if b.get_hatch()
+    }
+    assert ("ternary", "torch-fp32") in hatched and ("ternary", "gguf-tq2_0") not in hatched
+
+
+def test_cpu_benchmark_plot_missing_csv_is_a_user_error(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/cpu/plot.py",
+            "--csv",
+            str(tmp_path / "none.csv"),
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(tmp_path.glob("results.*"))
