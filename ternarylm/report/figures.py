@@ -16,6 +16,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -134,7 +135,7 @@ def plot_train_val(curves: pd.DataFrame, t3: pd.DataFrame, corpus: str) -> Figur
 RATIO_KINDS = (("loss_ratio_smoothed", "label-smoothed", None), ("loss_ratio", "plain CE", "//"))
 
 
-def plot_ratio_bars(ax, t3: pd.DataFrame) -> None:
+def plot_ratio_bars(ax: Axes, t3: pd.DataFrame) -> None:
     """T3's eval-mode val/train loss ratios per model (± std over seeds), the paper's as diamonds."""
     x = np.arange(len(t3))
     width = 0.38
@@ -403,7 +404,8 @@ def plot_efficiency(t6: pd.DataFrame) -> Figure:
         _latency_bars(axes[1, j], g, keys, ticks, paper)
         kind = g["device_kind"].iat[0]
         threads = g["threads"].dropna()
-        on = f"{kind}, {int(threads.iat[0])} threads" if kind == "CPU" and not threads.empty else kind
+        n = int(threads.iat[0]) if kind == "CPU" and not threads.empty else 0
+        on = f"{kind}, {n} thread{'s' if n > 1 else ''}" if n else kind
         axes[0, j].set_title("paper (GPU, cited)" if paper else f"ours on {src} ({on})")
     fig.suptitle("Inference memory and per-token decode latency (batch 1)")
     fig.tight_layout()
@@ -449,7 +451,7 @@ def _memory_bars(ax, g: pd.DataFrame, keys: list[str], ticks: list[str], paper: 
         ax.legend(handles=handles, fontsize=7, loc="upper right")
     ax.set_xticks(x, ticks)
     ax.tick_params(axis="x", labelsize=8)
-    ax.margins(y=0.18)
+    ax.margins(y=0.35)  # room for the legend above the tallest bar and its value
 
 
 def _latency_bars(ax, g: pd.DataFrame, keys: list[str], ticks: list[str], paper: bool) -> None:
