@@ -129,7 +129,8 @@ def test_f2_table_pairs_paper_layers_only_at_the_papers_depth(shallow, tmp_path)
     assert tern.loc[["L1", "L4"], "paper_layer_at_depth"].tolist() == ["L2", "L11"]
     assert tern.at["L2", "paper_zero_pct_at_depth"] == paper.PAPER["sparsity_pct"].value["L5"]
     assert shallow_layers.loc["fp32", "paper_zero_pct"].isna().all()  # the paper's values are ternary
-    deep = _art(tmp_path, {"seeds": [0], "finetune": {"tasks": []}, "bench": {"devices": []}})
+    one_seed = {"seeds": [0], "convergence": {"seeds": [0]}}
+    deep = _art(tmp_path, one_seed | {"finetune": {"tasks": []}, "bench": {"devices": []}})
     deep_layers = tb.sparsity_layers(tb.sparsity_long(deep)).set_index(["variant", "layer"])
     assert deep_layers.at[("ternary", "L6"), "paper_zero_pct"] == 62
     assert "paper_zero_pct_at_depth" not in deep_layers
