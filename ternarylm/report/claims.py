@@ -425,8 +425,7 @@ def claim_data_factor(art: Artifacts) -> dict[str, Any]:
 
 
 def _glue_scores(art: Artifacts, task: str, backbone: str) -> pd.DataFrame:
-    """Dev metrics of one backbone (twin or control) over seeds; read here, as finetune_table
-    lists the twins only."""
+    """Dev metrics of one backbone (twin or control) over seeds, one row per seed."""
     rows = [{"seed": s, **(art.finetune_metrics(task, backbone, s).get("dev") or {})} for s in art.seeds]
     return pd.DataFrame(rows)
 

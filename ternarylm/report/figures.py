@@ -1,8 +1,9 @@
 """Plot style and the paper's figures (F1, F2, F3) plus the report's extra figures.
 
-One colour per twin everywhere (ternary vermillion, FP32 blue; Okabe-Ito, colour-blind safe),
-paper values in black markers, seeds as mean ± std bands or error bars. :func:`save` writes
-PNG and PDF atomically. No torch import (report environment).
+One colour per twin everywhere (ternary vermillion, FP32 blue; Okabe-Ito, colour-blind safe), the
+controls beside them (FP32 without causal mask sky blue dash-dot, scratch fine-tune grey dashed),
+paper values in black, seeds as mean ± std bands or error bars. :func:`save` writes PNG and PDF
+atomically. No torch import (report environment).
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from ternarylm.io import atomic_path
-from ternarylm.report.paper import CORPUS_NAMES, METRIC_NAMES, TASK_NAMES, VARIANT_NAMES
+from ternarylm.report.formats import NONCAUSAL, SCRATCH
+from ternarylm.report.paper import CORPUS_NAMES, METRIC_NAMES, TASK_NAMES
+from ternarylm.report.tables import MODEL_NAMES
 
 COLORS = {
     "ternary": "#D55E00",
@@ -26,14 +32,18 @@ COLORS = {
     "int8": "#009E73",
     "paper": "#000000",
     "baseline": "#7F7F7F",
+    NONCAUSAL: "#56B4E9",
+    SCRATCH: "#999999",
 }
+# line style of each model in curves: controls are drawn apart from the twins
+LINESTYLES = {NONCAUSAL: "-.", SCRATCH: "--"}
 CORPUS_COLORS = {
     "tinystories": "#CC79A7",
     "writingprompts": "#009E73",
     "shakespeare": "#E69F00",
     "synthetic": "#56B4E9",
 }
-LABELS = VARIANT_NAMES | {"int8": "INT8"}  # the INT8 column of T6 is a format, not a twin
+LABELS = MODEL_NAMES | {"int8": "INT8"}  # the INT8 column of T6 is a format, not a twin
 CORPUS_LABELS = CORPUS_NAMES
 LOSS_LABEL = "loss (label-smoothed CE, nats/token)"
 
@@ -91,14 +101,19 @@ def _seeds_note(n: int) -> str:
 # --- F3: train vs val loss ------------------------------------------------------------------------
 
 
-def plot_train_val(curves: pd.DataFrame, corpus: str) -> Figure:
-    """F3: training and validation loss vs epoch for both twins; right: val/train ratio."""
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+def plot_train_val(curves: pd.DataFrame, t3: pd.DataFrame, corpus: str) -> Figure:
+    """F3: training-log train/val loss vs epoch per model (left); the val/train ratio of T3 (right).
+
+    The ratio panel draws T3's numbers (``ternarylm evaluate``: both losses in eval mode on the
+    final weights), so the figure and the table give one number for one ratio; the curves are the
+    training log (train loss with dropout, averaged since the previous log point).
+    """
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw={"width_ratios": [3, 2]})
     n_seeds = int(curves.groupby("variant")["seed"].nunique().min())
     for v, g in curves.groupby("variant", sort=False):
         epoch = g.groupby("step")["epoch"].first()
         c = COLORS.get(v, "grey")
-        for col, ls, what in (("train_loss", "-", "train"), ("val_loss", "--", "val")):
+        for col, ls, what in (("train_loss", LINESTYLES.get(v, "-"), "train"), ("val_loss", ":", "val")):
             b = seed_band(g, "step", col)
             band(
                 ax,
@@ -109,30 +124,61 @@ def plot_train_val(curves: pd.DataFrame, corpus: str) -> Figure:
                 ls=ls,
                 label=f"{LABELS.get(v, v)} {what}",
             )
-        r = g.assign(ratio=g["val_loss"] / g["train_loss"])
-        b = seed_band(r, "step", "ratio")
-        band(ax2, epoch.loc[b["step"]], b["mean"], b["std"], color=c, label=LABELS.get(v, v))
-    ax.set(xlabel="epoch", ylabel=LOSS_LABEL)
-    ax.set_title(f"Train vs validation loss on {CORPUS_LABELS.get(corpus, corpus)} ({_seeds_note(n_seeds)})")
-    ax.legend(ncols=2, handlelength=3)
-    ax2.axhline(1.0, color=COLORS["baseline"], lw=1, ls=":")
-    ax2.set(xlabel="epoch", ylabel="val loss / train loss")
-    ax2.set_title("Generalization gap (1 = no gap)")
-    ax2.legend()
+    ax.set(xlabel="epoch", ylabel=f"training-log {LOSS_LABEL}")
+    ax.set_title(f"Training-log losses on {CORPUS_LABELS.get(corpus, corpus)} ({_seeds_note(n_seeds)})")
+    ax.legend(ncols=2, handlelength=3, fontsize=8)
+    plot_ratio_bars(ax2, t3)
     fig.tight_layout()
     return fig
+
+
+RATIO_KINDS = (("loss_ratio_smoothed", "label-smoothed", None), ("loss_ratio", "plain CE", "//"))
+
+
+def plot_ratio_bars(ax: Axes, t3: pd.DataFrame) -> None:
+    """T3's eval-mode val/train loss ratios per model (± std over seeds), the paper's as diamonds."""
+    x = np.arange(len(t3))
+    width = 0.38
+    handles = []
+    for i, (col, what, hatch) in enumerate(RATIO_KINDS):
+        pos = x - width / 2 + i * width
+        mean, std = t3[f"{col}_mean"].astype(float), t3[f"{col}_std"].astype(float).fillna(0)
+        colors = [COLORS.get(v, "grey") for v in t3["variant"]]
+        bars = ax.bar(pos, mean, width, yerr=std, color=colors, alpha=0.85 if hatch is None else 0.45)
+        for bar, m in zip(bars, mean, strict=True):
+            bar.set_hatch(hatch)
+            bar.set_gid(col)  # tests find the bars of each ratio kind by this id
+            # the value inside the bar's foot: the paper's mark may sit at its top
+            ax.text(bar.get_x() + bar.get_width() / 2, 0.03, f"{m:.2f}", ha="center", va="bottom", fontsize=8)
+        handles.append(Patch(facecolor="lightgrey", hatch=hatch, label=f"ours, {what}"))
+    paper = t3["paper_ratio"].astype(float)
+    if paper.notna().any():
+        ax.plot(x - width / 2, paper, ls="none", marker="D", color=COLORS["paper"], gid="paper")
+        handles.append(Line2D([], [], ls="none", marker="D", color=COLORS["paper"], label="paper"))
+    ax.axhline(1.0, color=COLORS["baseline"], lw=1, ls=":")
+    ax.set_xticks(x, [LABELS.get(v, v).replace(", ", ",\n") for v in t3["variant"]], fontsize=8)
+    ax.set(ylabel="val loss / train loss (eval mode, final weights)")
+    ax.set_title("Generalization gap, as in T3 (1 = no gap)")
+    ax.legend(handles=handles, fontsize=8)
+    ax.margins(y=0.12)
 
 
 # --- F1: convergence ---------------------------------------------------------------------------------
 
 
 def plot_convergence(
-    steps: pd.DataFrame, epochs: pd.DataFrame, finals: pd.DataFrame, paper_epochs: int, not_run: Sequence[str]
+    steps: pd.DataFrame,
+    epochs: pd.DataFrame,
+    finals: pd.DataFrame,
+    paper_epochs: int,
+    not_run: Sequence[str],
+    vocab: tuple[int, int],
 ) -> Figure:
     """F1: training loss vs epoch per corpus (logged values thin, epoch averages with markers).
 
     ``steps``: metrics rows (corpus, variant, seed, epoch, train_loss); ``epochs``: per-epoch
-    averages; ``finals``: the final-loss table with ``paper_final_loss``.
+    averages; ``finals``: the final-loss table with ``paper_final_loss``; ``vocab``: (ours from
+    tokenizer.json, the paper's) — a loss in nats/token depends on it, so the title says both.
     """
     fig, ax = plt.subplots(figsize=(10, 4.6))
     n_seeds = int(epochs.groupby(["corpus", "variant"])["seed"].nunique().min())
@@ -170,7 +216,11 @@ def plot_convergence(
         )
     ax.set(xlabel="epoch", ylabel=f"training {LOSS_LABEL}")
     ax.set_xlim(0, paper_epochs + 1.5)
-    ax.set_title(f"Training convergence per corpus ({_seeds_note(n_seeds)}; thin: logged values)")
+    ax.set_title(
+        f"Training convergence per corpus ({_seeds_note(n_seeds)}; thin: logged values)\n"
+        f"loss levels depend on the vocabulary: ours {vocab[0]:,} tokens, the paper's {vocab[1]:,}",
+        fontsize=10,
+    )
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     if not_run:
         ax.text(
@@ -189,29 +239,61 @@ def plot_convergence(
 # --- F2: sparsity ---------------------------------------------------------------------------------------
 
 
-def plot_sparsity(layers: pd.DataFrame, paper_n_layers: int) -> Figure:
-    """F2: zero ternary codes per layer, both twins (fp32 = what absmean would give), paper overlaid."""
-    from matplotlib.patches import Patch
+def plot_sparsity(layers: pd.DataFrame, init_pct: float) -> Figure:
+    """F2: zero ternary codes per layer, both twins (fp32 = what absmean would give), paper overlaid.
 
-    fig, ax = plt.subplots(figsize=(10, 4.8))
+    ``layers``: :func:`ternarylm.report.tables.sparsity_layers` (it decides which paper values pair
+    with which layer); ``init_pct``: zero % that absmean gives Gaussian weights, drawn as a line.
+    With ``change_pp_mean`` in ``layers`` a second panel shows the change since initialisation.
+    """
+    change = "change_pp_mean" in layers.columns and layers["change_pp_mean"].notna().any()
+    fig, axes = plt.subplots(
+        1,
+        2 if change else 1,
+        figsize=(15 if change else 10, 4.8),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [3, 2] if change else [1]},
+    )
+    ax = axes[0, 0]
     names = list(dict.fromkeys(layers.sort_values("layer_index")["layer"]))
     x = np.arange(len(names))
+    handles = _sparsity_bars(ax, layers, names, x, "zero_pct")
+    ref = ax.axhline(init_pct, color=COLORS["baseline"], ls="--", lw=1.2, gid="init_expectation")
+    ref.set_label(f"Gaussian weights under absmean: {init_pct:.1f} % (init expectation)")
+    handles.insert(0, ref)
+    note = _paper_overlay(ax, layers, names, x, handles)
+    ax.set_xticks(x, names)
+    ax.set(xlabel="layer (Emb = token embedding)", ylabel="zero ternary codes (% of weights)")
+    ax.set_ylim(0, max(70, float(np.nanmax(layers["zero_pct_mean"])) + 8))
+    ax.set_title(f"Layer-wise sparsity: zero ternary weights ({_seeds_note(int(layers['n'].min()))}){note}")
+    ax.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, fontsize=8, frameon=False
+    )
+    if change:
+        ax2 = axes[0, 1]
+        _sparsity_bars(ax2, layers, names, x, "change_pp")
+        ax2.axhline(0, color=COLORS["baseline"], lw=1)
+        ax2.set_xticks(x, names)
+        ax2.set(xlabel="layer", ylabel="zero codes now − at init (percentage points)")
+        ax2.set_title("Change since initialisation (same seed's init weights)")
+        lim = max(2.0, float(np.nanmax(np.abs(layers["change_pp_mean"]))) * 1.3)
+        ax2.set_ylim(-lim, lim)
+    fig.tight_layout()
+    return fig
+
+
+def _sparsity_bars(ax, layers: pd.DataFrame, names: list[str], x: np.ndarray, col: str) -> list:
+    """Grouped bars of ``{col}_mean`` ± std per layer, one colour per twin; legend handles."""
+
     variants = sorted(dict.fromkeys(layers["variant"]), key=lambda v: (v != "ternary", v))
     width = 0.8 / max(len(variants), 1)
-    n_seeds = int(layers["n"].min())
     handles = []
     for i, v in enumerate(variants):
         g = layers[layers["variant"] == v].set_index("layer").reindex(names)
         pos = x - 0.4 + width * (i + 0.5)
         color, alpha = COLORS.get(v, "grey"), 0.9 if v == "ternary" else 0.5
         bars = ax.bar(
-            pos,
-            g["zero_pct_mean"],
-            width,
-            yerr=g["zero_pct_std"].fillna(0),
-            color=color,
-            alpha=alpha,
-            capsize=2,
+            pos, g[f"{col}_mean"], width, yerr=g[f"{col}_std"].fillna(0), color=color, alpha=alpha, capsize=2
         )
         label = LABELS.get(v, v) + (
             " twin (control: absmean applied to its fp32 weights)" if v == "fp32" else " twin"
@@ -230,34 +312,50 @@ def plot_sparsity(layers: pd.DataFrame, paper_n_layers: int) -> Figure:
                 label="Emb: not ternarized in our model (what-if)",
             )
         )
-    n_layers = sum(1 for n in names if n.startswith("L"))
-    paper = layers.dropna(subset=["paper_zero_pct"]).drop_duplicates("layer").set_index("layer")
-    paper = paper.reindex(names)["paper_zero_pct"]
-    if n_layers == paper_n_layers and paper.notna().any():
-        (line,) = ax.plot(x, paper, color=COLORS["paper"], marker="D", ms=5, lw=1, label="paper (ternary)")
+    return handles
+
+
+def _paper_overlay(ax, layers: pd.DataFrame, names: list[str], x: np.ndarray, handles: list) -> str:
+    """The paper's values: on the layer of the same name (same depth), else hollow at the same
+    relative depth; returns a title note saying which."""
+    tern = layers[layers["variant"] == "ternary"].set_index("layer").reindex(names)
+    same = tern["paper_zero_pct"]
+    if same.notna().any():
+        (line,) = ax.plot(
+            x, same, color=COLORS["paper"], marker="D", ms=5, lw=1, label="paper (ternary), same layer"
+        )
         handles.insert(0, line)
-        note = ""
-    else:
-        note = f"\npaper values not overlaid: this model has {n_layers} layers, the paper's {paper_n_layers}"
-    ax.set_xticks(x, names)
-    ax.set(xlabel="layer (Emb = token embedding)", ylabel="zero ternary codes (% of weights)")
-    ax.set_ylim(0, max(70, float(np.nanmax(layers["zero_pct_mean"])) + 8))
-    ax.set_title(f"Layer-wise sparsity: zero ternary weights ({_seeds_note(n_seeds)}){note}")
-    ax.legend(
-        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, fontsize=8, frameon=False
+    if "paper_zero_pct_at_depth" not in tern or not tern["paper_zero_pct_at_depth"].notna().any():
+        return ""
+    depth = tern["paper_zero_pct_at_depth"]
+    (line,) = ax.plot(
+        x,
+        depth,
+        color=COLORS["paper"],
+        marker="D",
+        mfc="white",
+        ms=6,
+        ls=":",
+        lw=1,
+        label="paper, its layer at the same relative depth ("
+        + ", ".join(tern["paper_layer_at_depth"].dropna())
+        + ")",
     )
-    fig.tight_layout()
-    return fig
+    handles.insert(0, line)
+    n_layers = sum(1 for n in names if n.startswith("L"))
+    return f"\nour {n_layers} layers vs the paper's 12: paper values by relative depth, not by layer"
 
 
-def plot_sparsity_modules(modules: pd.DataFrame) -> Figure:
-    """Heatmaps of zero % per layer x module, one panel per twin, shared colour scale."""
+def plot_sparsity_modules(modules: pd.DataFrame, init_pct: float) -> Figure:
+    """Heatmaps of zero % per layer x module, one panel per twin, on a fixed 0-100 % scale (a
+    data-range scale would make 30 vs 32 % look like black vs white); the colour bar marks the
+    Gaussian-init expectation ``init_pct``."""
     variants = list(dict.fromkeys(modules["variant"]))
     fig, axes = plt.subplots(
         1, len(variants), figsize=(4.8 * len(variants), 0.35 * modules["layer"].nunique() + 2)
     )
     axes = np.atleast_1d(axes)
-    vmin, vmax = float(modules["zero_pct_mean"].min()), float(modules["zero_pct_mean"].max())
+    vmin, vmax = 0.0, 100.0
     im = None
     for ax, v in zip(axes, variants, strict=True):
         g = modules[modules["variant"] == v]
@@ -269,19 +367,15 @@ def plot_sparsity_modules(modules: pd.DataFrame) -> Figure:
         ax.set_yticks(range(len(piv.index)), [f"L{i}" for i in piv.index])
         ax.grid(False)
         for (r, c), val in np.ndenumerate(piv.to_numpy()):
-            ax.text(
-                c,
-                r,
-                f"{val:.0f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if val < 0.5 * (vmin + vmax) else "black",
-            )
+            color = "white" if val < 0.5 * (vmin + vmax) else "black"
+            ax.text(c, r, f"{val:.0f}", ha="center", va="center", fontsize=7, color=color)
         title = LABELS.get(v, v) + (" (control)" if v == "fp32" else "")
         ax.set(xlabel="projection", title=f"{title}: zero codes (%)")
     axes[0].set_ylabel("layer")
-    fig.colorbar(im, ax=list(axes), label="zero ternary codes (% of weights)", shrink=0.85)
+    bar = fig.colorbar(im, ax=list(axes), label="zero ternary codes (% of weights)", shrink=0.85)
+    bar.ax.axhline(init_pct, color="white", lw=2)
+    ticks = [0, init_pct, 50, 75, 100]  # the init expectation as a labelled tick, clear of 25
+    bar.set_ticks(ticks, labels=["0", f"{init_pct:.0f} (Gaussian init)", "50", "75", "100"])
     return fig
 
 
@@ -289,76 +383,140 @@ def plot_sparsity_modules(modules: pd.DataFrame) -> Figure:
 
 
 def plot_efficiency(t6: pd.DataFrame) -> Figure:
-    """Memory (MB) and latency (ms/token) for FP32 / INT8 / Ternary: the paper's and ours per device."""
+    """T6: memory and per-token latency of the FP32 / INT8 / Ternary columns, the paper's (GPU) and
+    ours per bench device, each panel titled with its device kind (CPU/GPU).
+
+    Memory: the paper's GPU inference memory; ours as weight bytes (solid) beside what the process
+    adds (hatched: peak RSS above baseline, or torch's peak allocated GPU memory on a GPU).
+    Latency: median ms/token, error bar = the interquartile range of the timed runs around it.
+    """
     sources = list(dict.fromkeys(t6["device"]))
-    fig, axes = plt.subplots(2, len(sources), figsize=(3.8 * len(sources) + 1, 6.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(sources), figsize=(4.2 * len(sources) + 1, 7.0), squeeze=False)
     for j, src in enumerate(sources):
-        paper = src.startswith("paper")
         g = t6[t6["device"] == src].set_index("column")
         keys = [k for k in ("fp32", "int8", "ternary") if k in g.index]
+        paper = src == "paper"
         ticks = [
             LABELS[k] + ("" if paper or pd.isna(g.at[k, "format"]) else f"\n{g.at[k, 'format']}")
             for k in keys
         ]
-        for i, col in enumerate(("memory_mb", "ms_per_token")):
-            ax = axes[i, j]
-            vals = [float(g.at[k, col]) if pd.notna(g.at[k, col]) else math.nan for k in keys]
-            bars = ax.bar(
-                ticks,
-                [0 if math.isnan(v) else v for v in vals],
-                color=[COLORS[k] for k in keys],
-                hatch="//" if paper else None,
-                alpha=0.85,
-            )
-            for bar, v in zip(bars, vals, strict=True):
-                text = "not run" if math.isnan(v) else f"{v:.4g}"
-                x = bar.get_x() + bar.get_width() / 2
-                ax.annotate(text, (x, bar.get_height()), ha="center", va="bottom", fontsize=8)
-            if col == "memory_mb":
-                ax.set_ylabel("inference memory (MB)" if paper else "weights (MB)")
-            else:
-                ax.set_ylabel("latency (ms/token)")
-            ax.tick_params(axis="x", labelsize=8)
-            ax.margins(y=0.15)
-            if i == 0:
-                ax.set_title("paper (GPU, cited)" if paper else f"ours on {src}")
+        _memory_bars(axes[0, j], g, keys, ticks, paper)
+        _latency_bars(axes[1, j], g, keys, ticks, paper)
+        kind = g["device_kind"].iat[0]
+        threads = g["threads"].dropna()
+        n = int(threads.iat[0]) if kind == "CPU" and not threads.empty else 0
+        on = f"{kind}, {n} thread{'s' if n > 1 else ''}" if n else kind
+        axes[0, j].set_title("paper (GPU, cited)" if paper else f"ours on {src} ({on})")
     fig.suptitle("Inference memory and per-token decode latency (batch 1)")
     fig.tight_layout()
     return fig
 
 
+def _annotate(ax, bars, vals: Sequence[float], above: Sequence[float] | None = None) -> None:
+    """Each bar's value over it (``above``: extra height per bar, e.g. its error bar's)."""
+    above = [0.0] * len(vals) if above is None else above
+    for bar, v, up in zip(bars, vals, above, strict=True):
+        text = "not run" if math.isnan(v) else f"{v:.4g}"
+        xy = (bar.get_x() + bar.get_width() / 2, bar.get_height() + up)
+        ax.annotate(text, xy, ha="center", va="bottom", fontsize=7)
+
+
+def _values(g: pd.DataFrame, keys: Sequence[str], col: str) -> list[float]:
+    return [float(g.at[k, col]) if col in g and pd.notna(g.at[k, col]) else math.nan for k in keys]
+
+
+def _memory_bars(ax, g: pd.DataFrame, keys: list[str], ticks: list[str], paper: bool) -> None:
+    x = np.arange(len(keys))
+    colors = [COLORS[k] for k in keys]
+    if paper:
+        vals = _values(g, keys, "inference_mb")
+        _annotate(ax, ax.bar(x, np.nan_to_num(vals), color=colors, hatch="//", alpha=0.85), vals)
+        ax.set_ylabel("GPU inference memory (MB)")
+    else:
+        handles = []
+        gpu = "gpu_peak_mb" in g and g["gpu_peak_mb"].notna().any()
+        extra, what = (
+            ("gpu_peak_mb", "GPU peak allocated")
+            if gpu
+            else ("process_mb", "process peak RSS above baseline")
+        )
+        for i, (col, hatch, alpha) in enumerate((("weight_mb", None, 0.85), (extra, "xx", 0.35))):
+            vals = _values(g, keys, col)
+            bars = ax.bar(x - 0.2 + 0.4 * i, np.nan_to_num(vals), 0.4, color=colors, hatch=hatch, alpha=alpha)
+            _annotate(ax, bars, vals)
+            handles.append(
+                Patch(facecolor="lightgrey", hatch=hatch, label="weights" if col == "weight_mb" else what)
+            )
+        ax.set_ylabel("memory (MB)")
+        ax.legend(handles=handles, fontsize=7, loc="upper right")
+    ax.set_xticks(x, ticks)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.margins(y=0.35)  # room for the legend above the tallest bar and its value
+
+
+def _latency_bars(ax, g: pd.DataFrame, keys: list[str], ticks: list[str], paper: bool) -> None:
+    vals = _values(g, keys, "ms_per_token")
+    iqr = np.nan_to_num(_values(g, keys, "ms_per_token_iqr"))
+    bars = ax.bar(
+        ticks,
+        np.nan_to_num(vals),
+        color=[COLORS[k] for k in keys],
+        hatch="//" if paper else None,
+        alpha=0.85,
+        yerr=None if paper else iqr / 2,
+        capsize=4,
+        gid="latency",
+    )
+    _annotate(ax, bars, vals, None if paper else iqr / 2)
+    ax.set_ylabel("latency (ms/token)" + ("" if paper else ", median ± IQR/2"))
+    ax.tick_params(axis="x", labelsize=8)
+    ax.margins(y=0.15)
+
+
 # --- fine-tuning curves -------------------------------------------------------------------------------------
 
 
-def plot_finetune_curves(curves: pd.DataFrame, metric: dict[str, str], baseline: dict[str, float]) -> Figure:
-    """Per task: losses vs epoch (left) and the dev primary metric vs epoch with the majority baseline."""
+def plot_finetune_curves(
+    curves: pd.DataFrame, metric: dict[str, str], baseline: dict[str, float], paper: dict[str, float]
+) -> Figure:
+    """Per task: losses vs epoch (left) and the dev primary metric vs epoch (right) for the twins and
+    the scratch control (grey, dashed), with the majority-class baseline and the paper's value."""
     tasks = list(dict.fromkeys(curves["task"]))
-    fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.4 * len(tasks)), squeeze=False)
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.6 * len(tasks)), squeeze=False)
     for i, t in enumerate(tasks):
         g = curves[curves["task"] == t]
         n_seeds = int(g.groupby("variant")["seed"].nunique().min())
         ax, ax2 = axes[i]
         for v, gv in g.groupby("variant", sort=False):
-            c = COLORS.get(v, "grey")
+            c, style = COLORS.get(v, "grey"), LINESTYLES.get(v)  # grey: the control; ls: the loss
             for col, ls in (("train_loss", "-"), ("heldout_loss", "--"), ("dev_loss", ":")):
                 if col in gv.columns and gv[col].notna().any():
                     b = seed_band(gv, "epoch", col)
-                    band(
-                        ax,
-                        b["epoch"],
-                        b["mean"],
-                        b["std"],
-                        color=c,
-                        ls=ls,
-                        marker="o",
-                        label=f"{LABELS.get(v, v)} {col.replace('_loss', '')}",
-                    )
+                    what = f"{LABELS.get(v, v)} {col.replace('_loss', '')}"
+                    band(ax, b["epoch"], b["mean"], b["std"], color=c, ls=ls, marker="o", label=what)
             col = f"dev_{metric[t]}"
             if col in gv.columns and gv[col].notna().any():
                 b = seed_band(gv, "epoch", col)
-                band(ax2, b["epoch"], b["mean"], b["std"], color=c, marker="o", label=LABELS.get(v, v))
+                band(
+                    ax2,
+                    b["epoch"],
+                    b["mean"],
+                    b["std"],
+                    color=c,
+                    ls=style or "-",
+                    marker="o",
+                    label=LABELS.get(v, v),
+                )
         if t in baseline and not math.isnan(baseline[t]):
-            ax2.axhline(baseline[t], color=COLORS["baseline"], ls="--", lw=1.2, label="majority class")
+            ax2.axhline(
+                baseline[t],
+                color=COLORS["baseline"],
+                ls=":",
+                lw=1.5,
+                label=f"majority class {baseline[t]:.2f}",
+            )
+        if t in paper:
+            ax2.axhline(paper[t], color=COLORS["paper"], lw=1.2, gid="paper", label=f"paper {paper[t]:.2f}")
         name = TASK_NAMES.get(t, t)
         ax.set(
             xlabel="epoch",
@@ -368,7 +526,7 @@ def plot_finetune_curves(curves: pd.DataFrame, metric: dict[str, str], baseline:
         mname = METRIC_NAMES.get(metric[t], metric[t]) + (" x 100" if metric[t] == "mcc" else "")
         ax2.set(xlabel="epoch", ylabel=f"dev {mname} (%)", title=f"{name}: dev {mname} per epoch")
         ax.legend(fontsize=7, ncols=2, handlelength=3.5)
-        ax2.legend(fontsize=8)
+        ax2.legend(fontsize=7, handlelength=3.5)
         for a in (ax, ax2):
             a.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()

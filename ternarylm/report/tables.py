@@ -17,15 +17,24 @@ import pandas as pd
 
 from ternarylm.io import write_csv
 from ternarylm.report.artifacts import Artifacts, require
-from ternarylm.report.formats import ROLE_COLUMN
+from ternarylm.report.formats import NONCAUSAL, ROLE_COLUMN, SCRATCH
 from ternarylm.report.paper import (
     CITED_GLUE,
+    GAUSS_ZERO_FRAC,
     NOT_RUN,
     PAPER,
     TASK_METRIC,
     TASK_PAPER_KEY,
     VARIANT_NAMES,
 )
+
+# what the tables and figures call each pretrained model / fine-tuning backbone (twins and controls)
+MODEL_NAMES = VARIANT_NAMES | {NONCAUSAL: "FP32, no causal mask", SCRATCH: "random init (scratch)"}
+# the kind of each row of T3/T4/T5: the two twins are the reproduction, the controls explain it
+CONTROL_NOTES = {
+    NONCAUSAL: "control: FP32 twin without the causal mask (the authors' notebook baseline)",
+    SCRATCH: "control: same architecture fine-tuned from random init, never pretrained",
+}
 
 # --- mean ± std ---------------------------------------------------------------------------------
 
@@ -101,6 +110,7 @@ def param_counts(shapes: dict[str, list[int]], model_cfg: dict[str, Any], varian
 def t1_model_config(art: Artifacts) -> pd.DataFrame:
     """T1: model/training configuration of each twin (first seed) beside the paper's."""
     setup = PAPER["setup"].value
+    vocab = art.tokenizer_vocab()  # the real size: a small corpus can fill fewer than vocab_size
     cols: dict[str, dict[str, Any]] = {}
     tokens = art.token_counts(art.main)  # the data scale, beside the document count
     for corpus, v, s in ((art.main, v, art.seeds[0]) for v in art.variants):
@@ -115,7 +125,8 @@ def t1_model_config(art: Artifacts) -> pd.DataFrame:
             "layers": m["n_layers"],
             "heads": m["n_heads"],
             "FFN hidden (SwiGLU)": m["ffn_hidden"],
-            "vocab": m["vocab_size"],
+            "vocab (requested vocab_size)": m["vocab_size"],
+            "vocab (tokenizer.json entries)": vocab,
             "sequence length": m["seq_len"],
             "dropout": m["dropout"],
             "ternary projections": ", ".join(m["quantize"]) if v == "ternary" else "none",
@@ -138,7 +149,8 @@ def t1_model_config(art: Artifacts) -> pd.DataFrame:
         "d_model": setup["d_model"],
         "layers": setup["n_layers"],
         "heads": setup["n_heads"],
-        "vocab": setup["vocab_size"],
+        "vocab (requested vocab_size)": setup["vocab_size"],
+        "vocab (tokenizer.json entries)": setup["vocab_size"],
         "epochs": setup["epochs"],
         "corpus": setup["corpus"],
         "train documents": setup["train_docs"],
@@ -174,20 +186,42 @@ def t2_val_ppl(art: Artifacts) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def pretrain_variants(art: Artifacts) -> list[str]:
+    """The twins, then the fp32-noncausal control when the config runs it (T3, F3)."""
+    return art.variants + ([NONCAUSAL] if art.noncausal_runs() else [])
+
+
+T3_LOSSES = (
+    "train_ce",
+    "val_ce",
+    "train_ce_smoothed",
+    "val_ce_smoothed",
+    "loss_ratio",
+    "loss_ratio_smoothed",
+)
+
+
 def t3_loss_ratio(art: Artifacts) -> pd.DataFrame:
-    """T3: val/train loss ratio per twin (label-smoothed and plain), mean ± std over seeds."""
-    ev = art.eval_table()
+    """T3: eval-mode train/val loss and their ratio per twin (and the fp32-noncausal control),
+    label-smoothed and plain, mean ± std over seeds. F3's ratio panel draws these numbers."""
+    ev = art.eval_table(art.main_runs() + art.noncausal_runs())
     rows = []
-    for v in art.variants:
+    for v in pretrain_variants(art):
         g = ev[ev["variant"] == v]
-        stats = {k: Stat.of(g[k]) for k in ("train_ce", "val_ce", "loss_ratio", "loss_ratio_smoothed")}
+        stats = {k: Stat.of(g[k]) if k in g else Stat.of([]) for k in T3_LOSSES}
         rows.append(
             {
                 "variant": v,
+                "model": MODEL_NAMES.get(v, v),
+                "kind": CONTROL_NOTES.get(v, "twin"),
                 **{f"{k}_mean": s.mean for k, s in stats.items()},
                 **{f"{k}_std": s.std for k, s in stats.items()},
                 "n_seeds": stats["loss_ratio"].n,
+                "train_loss_smoothed": stats["train_ce_smoothed"].fmt(3),
+                "val_loss_smoothed": stats["val_ce_smoothed"].fmt(3),
                 "loss_ratio_smoothed": stats["loss_ratio_smoothed"].fmt(3),
+                "train_loss": stats["train_ce"].fmt(3),
+                "val_loss": stats["val_ce"].fmt(3),
                 "loss_ratio": stats["loss_ratio"].fmt(3),
                 "paper_ratio": PAPER["loss_ratio"].value.get(v),
             }
@@ -252,18 +286,21 @@ def not_run_corpora(art: Artifacts) -> list[str]:
 
 
 def train_val_curves(art: Artifacts) -> pd.DataFrame:
-    """F3: train/val loss per logged step for every main run (long format)."""
-    return pd.concat([art.metrics(*r) for r in art.main_runs()], ignore_index=True)
+    """F3: training-log train/val loss per logged step of every main run and the fp32-noncausal
+    control (long format)."""
+    runs = art.main_runs() + art.noncausal_runs()
+    return pd.concat([art.metrics(*r) for r in runs], ignore_index=True)
 
 
 # --- tables: fine-tuning (T4, T5) -----------------------------------------------------------------
 
 
 def finetune_table(art: Artifacts) -> pd.DataFrame:
-    """One row per task x variant x seed x split: accuracy, F1, MCC and the majority baseline."""
+    """One row per task x backbone (twins, then the scratch control) x seed x split: accuracy, F1,
+    MCC and the majority baseline."""
     rows = []
     for t in art.tasks:
-        for v in art.variants:
+        for v in art.backbones:
             for s in art.seeds:
                 m = art.finetune_metrics(t, v, s)
                 for split in ("dev", "test"):
@@ -288,7 +325,8 @@ def finetune_table(art: Artifacts) -> pd.DataFrame:
 
 
 def glue_table(art: Artifacts, tasks: Sequence[str], ft: pd.DataFrame | None = None) -> pd.DataFrame:
-    """T4/T5: ours (mean ± std per variant), the measured majority baseline and cited rows."""
+    """T4/T5: ours (mean ± std per twin), the scratch control when run, the measured majority
+    baseline and cited rows."""
     ft = finetune_table(art) if ft is None else ft
     rows = []
     for t in tasks:
@@ -302,13 +340,14 @@ def glue_table(art: Artifacts, tasks: Sequence[str], ft: pd.DataFrame | None = N
             g = ft[(ft["task"] == t) & (ft["split"] == split)]
             if g.empty:
                 continue
-            for v in art.variants:
+            for v in art.backbones:
                 gv = g[g["variant"] == v]
                 row = {
                     "task": t,
                     "split": split,
-                    "model": f"{VARIANT_NAMES[v]} twin (ours)",
+                    "model": f"{MODEL_NAMES[v]} twin (ours)" if v in art.variants else MODEL_NAMES[v],
                     "kind": "measured",
+                    "note": CONTROL_NOTES.get(v, ""),
                 }
                 for k in metrics:
                     st = Stat.of(gv[k])
@@ -359,8 +398,14 @@ def glue_table(art: Artifacts, tasks: Sequence[str], ft: pd.DataFrame | None = N
 
 
 def finetune_curves(art: Artifacts) -> pd.DataFrame:
-    frames = [art.finetune_curve(t, v, s) for t in art.tasks for v in art.variants for s in art.seeds]
+    """Per-epoch fine-tuning curves of every task x backbone x seed (long format)."""
+    frames = [art.finetune_curve(t, v, s) for t in art.tasks for v in art.backbones for s in art.seeds]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def paper_task_values(tasks: Sequence[str]) -> dict[str, float]:
+    """The paper's value of each task's primary metric (MRPC F1 82.47, ...): the curves' reference line."""
+    return {t: float(PAPER[TASK_PAPER_KEY[t]].value) for t in tasks if t in TASK_PAPER_KEY}
 
 
 # --- tables: efficiency (T6) ------------------------------------------------------------------------
@@ -378,7 +423,8 @@ def normalize_bench(df: pd.DataFrame, path: str | Path = "bench results") -> pd.
     if lacking:
         raise ValueError(f"{path}: missing column(s) {lacking}; has {list(df.columns)}")
     out = df.copy()
-    for c in ("batch", "weight_mb", "peak_rss_mb", "base_rss_mb", "ms_per_token", "tokens_per_s"):
+    numeric = ("batch", "threads", "weight_mb", "peak_rss_mb", "base_rss_mb", "gpu_peak_mb")
+    for c in (*numeric, "ms_per_token", "ms_per_token_iqr", "tokens_per_s"):
         if c in out.columns:
             out[c] = pd.to_numeric(out[c], errors="coerce")
     out["variant"] = out["variant"].astype(str)
@@ -423,35 +469,43 @@ def pick_rows(bench: pd.DataFrame) -> dict[str, pd.Series | None]:
     }
 
 
+def device_kind(device: str) -> str:
+    """CPU or GPU: what the paper's GPU numbers may be compared with (bench.devices: cpu, cuda)."""
+    return "CPU" if device.lower().startswith("cpu") else "GPU"
+
+
+T6_COLUMNS = ["device", "device_kind", "threads", "column", "variant", "format", "batch"]
+T6_COLUMNS += ["weight_mb", "process_mb", "gpu_peak_mb", "inference_mb", "ms_per_token", "ms_per_token_iqr"]
+
+
 def t6_efficiency(art: Artifacts) -> pd.DataFrame:
     """T6: the paper's FP32 / INT8 / Ternary memory and latency beside ours on each bench device.
 
-    Our memory is ``weight_mb`` (bytes of the weights in that format); ``process_mb`` (peak RSS
-    above the process baseline) is given beside it. The paper's numbers are GPU inference memory.
+    Memory comes in kinds that are never mixed in one column: ``weight_mb`` (bytes of the weights
+    in that format), ``process_mb`` (peak RSS above the process baseline: what the process adds),
+    ``gpu_peak_mb`` (CUDA only: torch's peak allocated GPU memory) and ``inference_mb`` (the
+    paper's GPU inference memory; it does not say what it counts). ``device_kind`` says CPU or GPU;
+    ``ms_per_token_iqr`` is the interquartile range of the timed runs around the median.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     mem, lat = PAPER["memory_mb"].value, PAPER["latency_ms"].value
     for k in ("fp32", "int8", "ternary"):
-        rows.append({"device": "paper (GPU)", "column": k, "memory_mb": mem[k], "ms_per_token": lat[k]})
+        rows.append(
+            {"device": "paper", "device_kind": "GPU", "column": k}
+            | {"inference_mb": mem[k], "ms_per_token": lat[k]}
+        )
     for d in art.devices:
         for k, r in pick_rows(bench_table(art, d)).items():
+            base = {"device": d, "device_kind": device_kind(d), "column": k}
             if r is None:
-                rows.append({"device": d, "column": k, "format": NOT_RUN})
+                rows.append(base | {"format": NOT_RUN})
                 continue
             rows.append(
-                {
-                    "device": d,
-                    "column": k,
-                    "variant": r["variant"],
-                    "format": r["format"],
-                    "batch": r["batch"],
-                    "memory_mb": r["weight_mb"],
-                    "process_mb": r.get("process_mb"),
-                    "ms_per_token": r["ms_per_token"],
-                }
+                base
+                | {c: r.get(c) for c in ("threads", "variant", "format", "batch", "weight_mb", "process_mb")}
+                | {c: r.get(c) for c in ("gpu_peak_mb", "ms_per_token", "ms_per_token_iqr")}
             )
-    cols = ["device", "column", "variant", "format", "batch", "memory_mb", "process_mb", "ms_per_token"]
-    return pd.DataFrame(rows).reindex(columns=cols)
+    return pd.DataFrame(rows).reindex(columns=T6_COLUMNS)
 
 
 def bench_all(art: Artifacts) -> pd.DataFrame:
@@ -467,13 +521,46 @@ def sparsity_long(art: Artifacts) -> pd.DataFrame:
     return pd.concat([art.sparsity(v, s) for v in art.variants for s in art.seeds], ignore_index=True)
 
 
+def gaussian_zero_pct() -> float:
+    """Zero codes (%) that absmean ternarization gives Gaussian weights (what init gives): ≈ 31.0
+    (derived at ``paper.GAUSS_ZERO_FRAC``)."""
+    return 100 * GAUSS_ZERO_FRAC
+
+
+def paper_layer_at_depth(index: int, n_layers: int, paper_n_layers: int) -> int:
+    """The paper's layer (1-based) whose centre sits at the same relative depth as our layer ``index``
+    (a tie between two of its layers goes to the deeper one)."""
+    return min(paper_n_layers, max(1, math.floor((index - 0.5) / n_layers * paper_n_layers + 1)))
+
+
 def sparsity_layers(sp: pd.DataFrame) -> pd.DataFrame:
-    """F2 table: zero % per layer (embedding + pooled blocks) per variant, mean ± std, paper %."""
+    """F2 table: zero % per layer (embedding + pooled blocks) per variant, mean ± std, paper %.
+
+    ``paper_zero_pct`` pairs our layer with the paper's of the same name only when the model has the
+    paper's depth (else only Emb); then ``paper_layer_at_depth`` / ``paper_zero_pct_at_depth`` give
+    the paper's layer at the same relative depth instead (a comparison of depth, not of layers).
+    With ``frac_zero_init`` in the CSVs: ``init_zero_pct`` and ``change_pp`` (percentage points
+    since initialisation, per seed then averaged).
+    """
     d = sp[(sp["module"] == "all") | (sp["layer"] == "Emb")].copy()
     d["zero_pct"] = 100 * d["frac_zero"]
-    agg = aggregate(d, ["variant", "layer", "layer_index", "quantized"], ["zero_pct"])
-    paper = agg["layer"].map(PAPER["sparsity_pct"].value)
-    agg["paper_zero_pct"] = paper.where(agg["variant"] == "ternary")  # the paper's values are ternary
+    cols = ["zero_pct"]
+    if "frac_zero_init" in d and d["frac_zero_init"].notna().any():
+        d["init_zero_pct"] = 100 * pd.to_numeric(d["frac_zero_init"], errors="coerce")
+        d["change_pp"] = d["zero_pct"] - d["init_zero_pct"]
+        cols += ["init_zero_pct", "change_pp"]
+    agg = aggregate(d, ["variant", "layer", "layer_index", "quantized"], cols)
+    paper, paper_n = PAPER["sparsity_pct"].value, PAPER["setup"].value["n_layers"]
+    n_layers = int(sp.loc[sp["layer"].astype(str).str.startswith("L"), "layer"].nunique())
+    tern = agg["variant"] == "ternary"  # the paper's values are of its ternary model
+    same_depth = n_layers == paper_n
+    named = agg["layer"].map(lambda name: paper.get(name) if same_depth or name == "Emb" else None)
+    agg["paper_zero_pct"] = pd.to_numeric(named, errors="coerce").where(tern)
+    if not same_depth:
+        block = agg["layer"] != "Emb"
+        at = agg["layer_index"].map(lambda i: paper_layer_at_depth(int(i), n_layers, paper_n))
+        agg["paper_layer_at_depth"] = ("L" + at.astype(str)).where(block & tern)
+        agg["paper_zero_pct_at_depth"] = agg["paper_layer_at_depth"].map(paper).where(block & tern)
     order = agg["variant"].map(lambda v: (v != "ternary", v))
     return agg.assign(_o=order).sort_values(["_o", "layer_index"]).drop(columns="_o").reset_index(drop=True)
 
