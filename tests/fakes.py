@@ -106,7 +106,7 @@ def write_pretraining(art: Artifacts, cfg: dict[str, Any]) -> None:
             continue
         model = build_model({**mcfg, "linear": v}, seed=s)
         save_model(model, art.model_dir(corpus, v, s), {"train": cfg["train"], "variant": v, "seed": s})
-        write_csv(art.sparsity_csv(v, s), sparsity_rows(model), FIELDS)
+        write_csv(art.sparsity_csv(v, s), sparsity_rows(model, seed=s), FIELDS)
 
 
 def fake_finetune(cfg: dict[str, Any], task: str, backbone: str, seed: int) -> tuple[dict, list[dict]]:
