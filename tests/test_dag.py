@@ -125,7 +125,7 @@ def test_smoke_dag_produces_everything_and_reruns_nothing(smoke_workdir):
             json.loads((results / "eval" / "synthetic" / v / f"seed{seed}.json").read_text())
             for v in ("fp32", "fp32-noncausal")
         )
-        assert control["train_ce"] < 0.5 * causal["train_ce"], (seed, control, causal)
+        assert control["train_ce"] < 0.75 * causal["train_ce"], (seed, control, causal)
     for log in (results / "logs").rglob("*.log"):
         assert "Traceback" not in log.read_text(), log
     r = snakemake(smoke_workdir, "-n", "--configfile", "workflow/presets/smoke.yaml", check=True)

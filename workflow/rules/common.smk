@@ -120,6 +120,16 @@ def pretrain_cmd(epochs=""):
     )
 
 
+def finetune_cmd(backbone):
+    """``backbone``: ``--model DIR`` (a twin) or ``--backbone scratch`` (the random-init control)."""
+    return (
+        "ternarylm finetune --config {params.config} --task {wildcards.task} "
+        + backbone
+        + " --tokenizer {input.tokenizer} --seed {wildcards.seed}"
+        " --out $(dirname {output.metrics}) --ckpt {params.ckpt} --threads {threads} >> {log} 2>&1"
+    )
+
+
 def finetune_data(wildcards):
     """Local task files the job reads (inputs, so edits rerun it): all of them for data_source local,
     MRPC's labeled test for hf (the hub has no test labels)."""

@@ -11,15 +11,6 @@ FINETUNE_PARAMS = dict(
 )
 
 
-def finetune_cmd(backbone):
-    return (
-        "ternarylm finetune --config {params.config} --task {wildcards.task} "
-        + backbone
-        + " --tokenizer {input.tokenizer} --seed {wildcards.seed}"
-        " --out $(dirname {output.metrics}) --ckpt {params.ckpt} --threads {threads} >> {log} 2>&1"
-    )
-
-
 rule finetune:
     input:
         model=model_file(MAIN, "{variant}", "{seed}", "model.safetensors"),
