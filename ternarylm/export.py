@@ -29,7 +29,7 @@ import torch
 
 from ternarylm import hf_export
 from ternarylm.io import UserError, atomic_path, read_json, require, write_json
-from ternarylm.model import BLOCK_NAMES, rename_module
+from ternarylm.model import BLOCK_NAMES, rename_module, require_causal
 from ternarylm.provenance import provenance
 
 log = logging.getLogger("ternarylm.export")
@@ -357,6 +357,7 @@ def run(args: argparse.Namespace, config: dict) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
+    require_causal(args.model, f"export ({args.format})")  # every runtime decodes causally
     if args.format == "hf":
         hf_export.run(args)
     elif args.format == "gguf":

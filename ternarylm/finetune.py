@@ -3,6 +3,11 @@
 ``ternarylm finetune --config C --task mrpc --model DIR --tokenizer T --out DIR`` writes
 ``DIR/curve.csv`` (one row per epoch) and then ``DIR/metrics.json``, both atomically.
 
+``--backbone scratch`` (instead of ``--model``) is the random-init control: the ternary twin's
+architecture from the config's ``model`` section with the tokenizer's vocabulary, built by
+``build_model(..., seed)`` as pretraining builds it (so exactly the ternary twin's step-0
+weights), then fine-tuned with the same settings and budget; metrics say ``variant: scratch``.
+
 Input encoding, the classifier head and the metrics: :mod:`ternarylm.classifier`.
 
 Objective: cross-entropy, plain (``loss: ce``) or class-balanced (``loss: balanced``, weights
@@ -71,6 +76,7 @@ from ternarylm.glue import (
 )
 from ternarylm.io import UserError, read_json, write_csv, write_json
 from ternarylm.provenance import provenance
+from ternarylm.report.formats import SCRATCH
 
 log = logging.getLogger("ternarylm.finetune")
 STATE_NAME = "finetune_state.pt"  # in --ckpt DIR
@@ -323,8 +329,12 @@ def train_classifier(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument(
-        "--model", required=True, help="pretrained twin folder (model.safetensors, config.json)"
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="pretrained twin folder (model.safetensors, config.json)")
+    source.add_argument(
+        "--backbone",
+        choices=[SCRATCH],
+        help="scratch: no pretraining, the ternary architecture from random init (needs --seed)",
     )
     parser.add_argument("--tokenizer", required=True, help="tokenizer.json")
     parser.add_argument("--out", required=True, help="output folder for metrics.json and curve.csv")
@@ -363,12 +373,12 @@ def _load_examples(
     return examples, test_note
 
 
-def _fingerprint(job: FitJob, model_dir: Path, tokenizer_path: str | Path, max_len: int) -> str:
+def _fingerprint(job: FitJob, backbone: Any, tokenizer_path: str | Path, max_len: int) -> str:
     # a resume is only valid on the same backbone weights, tokenizer, data, task, seed and settings
     ignore = ("keep_checkpoint", "device", "threads", "tasks")
     return tk.fingerprint(
         {
-            "backbone": sha256_file(model_dir / "model.safetensors"),
+            "backbone": backbone,
             "tokenizer": sha256_file(Path(tokenizer_path)),
             "task": job.task,
             "seed": job.seed,
@@ -419,38 +429,61 @@ def _final_metrics(model: SequenceClassifier, job: FitJob, metrics: dict[str, An
     return metrics
 
 
+def _load_backbone(
+    model_dir: Path | None, vocab_size: int, config: dict[str, Any], seed: int | None, device: torch.device
+) -> tuple[nn.Module, str, int, Any]:
+    """(backbone, variant, seed, identity for the checkpoint fingerprint) of a pretrained twin in
+    ``model_dir``, or with ``model_dir=None`` the scratch control; the torch RNG is then where the
+    twin's load leaves it either way (seeded, one model init), so the classifier heads match."""
+    from ternarylm.model import build_model, load_model, require_causal, variant_config
+
+    if model_dir is None:
+        if seed is None:
+            raise UserError("--backbone scratch needs --seed (there is no pretraining run to take it from)")
+        # the ternary twin's pretraining model (train.plan_steps builds the same config) at step 0
+        cfg = variant_config(with_defaults(config, "model"), "ternary", vocab_size)
+        return build_model(cfg, seed=seed).to(device), SCRATCH, seed, {SCRATCH: cfg.to_dict()}
+    require_causal(model_dir, "fine-tune (the classifier's right padding needs a causal model)")
+    meta = read_json(model_dir / "config.json")
+    seed = int(meta.get("seed", 0)) if seed is None else seed
+    torch.manual_seed(seed)
+    backbone = load_model(model_dir, device)
+    variant = meta.get("variant", backbone.cfg.linear)
+    return backbone, variant, seed, sha256_file(model_dir / "model.safetensors")
+
+
 def finetune(
     task: str,
-    model_dir: str | Path,
+    model_dir: str | Path | None,
     tokenizer_path: str | Path,
     config: dict[str, Any],
     seed: int | None = None,
     ckpt_dir: str | Path | None = None,
     stop_after_epoch: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run the whole stage in memory: returns (metrics, curve rows). The caller locks ``ckpt_dir``."""
-    from ternarylm.model import load_model
+    """Run the whole stage in memory: returns (metrics, curve rows). The caller locks ``ckpt_dir``.
+
+    ``model_dir=None`` fine-tunes the scratch control (random init, ``seed`` required).
+    """
     from ternarylm.tokenizer import load_tokenizer
 
     check_task(task)
     ft = settings(config)
     device = tk.setup_device(ft["device"], ft["threads"])
-    model_dir = Path(model_dir)
-    backbone_meta = read_json(model_dir / "config.json")
-    seed = int(backbone_meta.get("seed", 0)) if seed is None else seed
+    model_dir = None if model_dir is None else Path(model_dir)
     tok = load_tokenizer(str(tokenizer_path))
     tok.no_truncation()
     tok.no_padding()
     examples, test_note = _load_examples(task, config, ft)
 
-    torch.manual_seed(seed)
-    backbone = load_model(model_dir, device)
+    backbone, variant, seed, backbone_id = _load_backbone(
+        model_dir, tok.get_vocab_size(), config, seed, device
+    )
     max_len = min(int(ft["max_len"]), backbone.cfg.seq_len)
     if task in PAIR_TASKS and max_len < 5:
         raise UserError(f"finetune.max_len {max_len} leaves no room for a sentence pair")
     data = {k: (encode_examples(tok, v, max_len), [e.label for e in v]) for k, v in examples.items()}
     model = SequenceClassifier(backbone, ft["pooling"], ft["head_dropout"]).to(device)
-    variant = backbone_meta.get("variant", backbone.cfg.linear)
     job = FitJob(
         task, data, ft, seed, special_ids(tok)["pad"], device, desc=f"finetune {task} {variant} s{seed}"
     )
@@ -460,12 +493,12 @@ def finetune(
         job.compiled, job.bucket_max = torch.compile(model, dynamic=False), max_len
     if ckpt_dir is not None:
         job.ckpt = Checkpoint(ckpt_dir, STATE_NAME)
-        job.fingerprint = _fingerprint(job, model_dir, tokenizer_path, max_len)
+        job.fingerprint = _fingerprint(job, backbone_id, tokenizer_path, max_len)
     n_bitlinear = sum(1 for m in backbone.modules() if type(m).__name__ == "BitLinear")
     sizes = " / ".join(f"{k} {len(v[0])}" for k, v in data.items())
     log.info(
         "finetune %s: backbone %s (%s, %d BitLinear), seed %d, device %s, %s",
-        task, model_dir, backbone.cfg.linear, n_bitlinear, seed, device, sizes,
+        task, model_dir or SCRATCH, backbone.cfg.linear, n_bitlinear, seed, device, sizes,
     )  # fmt: skip
 
     t0 = time.perf_counter()
@@ -475,7 +508,7 @@ def finetune(
         "task": task,
         "variant": variant,
         "seed": seed,
-        "backbone": str(model_dir),
+        "backbone": str(model_dir) if model_dir is not None else SCRATCH,
         "backbone_linear": backbone.cfg.linear,
         "n_bitlinear": n_bitlinear,
         "tokenizer": str(tokenizer_path),

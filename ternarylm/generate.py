@@ -237,12 +237,13 @@ def load_torch_model(path: str | Path, dtype: str = "fp32", packed_mode: str = "
     import torch
     from safetensors import SafetensorError
 
-    from ternarylm.model import load_model
+    from ternarylm.model import load_model, require_causal
     from ternarylm.packed import load_packed
 
     path = Path(path)
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     if not path.is_file():
+        require_causal(path, "generate text")
         return load_model(path).to(torch_dtype)
     try:
         return load_packed(path, mode=packed_mode, dtype=torch_dtype)

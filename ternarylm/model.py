@@ -2,7 +2,9 @@
 
 The twins share every line of code; ``ModelConfig.linear`` picks ``BitLinear`` (ternary) or
 ``nn.Linear`` (fp32) for the projections named in ``quantize``. Built under the same seed they
-have bit-identical initial latent weights.
+have bit-identical initial latent weights. ``VARIANTS`` maps each pretraining variant to its model
+settings: the twins, and the ``fp32-noncausal`` control (``causal=False``: the FP32 twin without
+the causal mask, as in the authors' notebook baseline, so position t sees token t+1, its target).
 
 llama.cpp compatibility by construction (see export.py): RoPE rotates consecutive pairs
 (2i, 2i+1) like llama.cpp's ``llama`` architecture, there are no biases, the embedding and the
@@ -20,8 +22,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ternarylm.quant import BitLinear, shared_input
+from ternarylm.report.formats import NONCAUSAL
 
 PROJECTIONS = ("q", "k", "v", "o", "gate", "up", "down")
+# pretraining variant -> ModelConfig fields it sets (train.py's --variant choices come from here)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "ternary": {"linear": "ternary"},
+    "fp32": {"linear": "fp32"},
+    NONCAUSAL: {"linear": "fp32", "causal": False},  # a control, never deployed
+}
 
 
 @dataclass
@@ -34,6 +43,9 @@ class ModelConfig:
     seq_len: int = 128
     dropout: float = 0.05
     linear: str = "ternary"  # ternary | fp32
+    # False only for the fp32-noncausal control: every position attends to every other one
+    # (config.json files written before this field load as causal)
+    causal: bool = True
     act_bits: int = 8
     rope_base: float = 10000.0
     norm_eps: float = 1e-6
@@ -68,6 +80,13 @@ class ModelConfig:
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def variant_config(model_cfg: dict[str, Any], variant: str, vocab_size: int) -> ModelConfig:
+    """The model a pretraining ``variant`` trains, from the config's ``model`` section."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return ModelConfig.from_dict({**model_cfg, **VARIANTS[variant], "vocab_size": vocab_size})
 
 
 def make_linear(cfg: ModelConfig, name: str, d_in: int, d_out: int) -> nn.Linear:
@@ -108,6 +127,7 @@ class Attention(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.n_heads, self.head_dim, self.dropout = cfg.n_heads, cfg.head_dim, cfg.dropout
+        self.causal = cfg.causal
         self.q = make_linear(cfg, "q", d, d)
         self.k = make_linear(cfg, "k", d, d)
         self.v = make_linear(cfg, "v", d, d)
@@ -123,7 +143,8 @@ class Attention(nn.Module):
         sin: torch.Tensor,
         kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Causal attention; with ``kv_cache`` (past k, v) the new tokens attend to the past too."""
+        """Causal attention (or full, ``cfg.causal=False``); with ``kv_cache`` (past k, v) the new
+        tokens attend to the past too (causal models only: generation refuses the others)."""
         q, k, v = shared_input(x, self.q, self.k, self.v)
         q = apply_rope(self.heads(q), cos, sin)
         k = apply_rope(self.heads(k), cos, sin)
@@ -134,7 +155,7 @@ class Attention(nn.Module):
         t_new, t_all = q.shape[2], k.shape[2]
         if kv_cache is None or t_new == t_all:
             y = F.scaled_dot_product_attention(
-                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+                q, k, v, is_causal=self.causal, dropout_p=self.dropout if self.training else 0.0
             )
         else:
             mask = torch.ones(t_new, t_all, dtype=torch.bool, device=x.device).tril(t_all - t_new)
@@ -236,6 +257,8 @@ class TransformerLM(nn.Module):
     @torch.no_grad()
     def forward_cached(self, idx: torch.Tensor, cache: list | None = None) -> tuple[torch.Tensor, list]:
         """Incremental decoding: logits for ``idx`` given the per-layer (k, v) ``cache`` of the prefix."""
+        if not self.cfg.causal:  # a prefix's states would change with every new token
+            raise ValueError("incremental decoding needs a causal model")
         past = 0 if not cache else cache[0][0].shape[2]
         cos, sin = self.rope(past, idx.shape[1])
         x = self.tok_emb(idx)
@@ -353,3 +376,24 @@ def load_model(model_dir, device: str | torch.device = "cpu") -> TransformerLM:
     if bad:  # e.g. a flipped exponent bit: every output would be NaN
         raise UserError(f"{weights}: non-finite weights in {', '.join(bad[:3])} (the file is corrupt)")
     return model.to(device).eval()
+
+
+def require_causal(model_dir, use: str) -> None:
+    """Refuse, in one line, to ``use`` (generate, export, ...) a model saved with ``causal: false``.
+
+    Such a model (the fp32-noncausal control) sees the token it predicts: it cannot generate text
+    and no runtime (llama.cpp, transformers) would run it as trained. A folder without a readable
+    config.json passes; the loader that follows names that problem.
+    """
+    from pathlib import Path
+
+    from ternarylm.io import UserError, read_json
+
+    path = Path(model_dir) / "config.json"
+    meta = read_json(path) if path.is_file() else {}
+    model_cfg = meta.get("model") if isinstance(meta, dict) else None
+    if isinstance(model_cfg, dict) and model_cfg.get("causal", True) is False:
+        raise UserError(
+            f"{model_dir}: a non-causal model (the {NONCAUSAL} control sees its next token) "
+            f"cannot be used to {use}; only the causal twins can"
+        )

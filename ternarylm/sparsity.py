@@ -11,6 +11,11 @@ Weights that the model does *not* ternarize are analysed the same way and flagge
 ``quantized=False``: the embedding of either twin (it stays full precision, but the paper reports
 an "Emb 35 %" row, so we give the number absmean ternarization *would* give) and every weight of
 the fp32 twin (a control: Gaussian weights give about 31 % zeros under absmean rounding).
+
+``frac_zero_init`` is the zero fraction the same module had at initialisation: the run's seed
+(config.json ``seed``) rebuilds the step-0 weights with ``model.build_model``, the function
+pretraining starts from, so ``frac_zero - frac_zero_init`` is what training changed. Without a
+recorded seed the column is left empty (and a line is logged).
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ternarylm.io import UserError, write_csv
-from ternarylm.model import PROJECTIONS, TransformerLM, load_model
+from ternarylm.io import UserError, read_json, write_csv
+from ternarylm.model import PROJECTIONS, TransformerLM, build_model, load_model
 from ternarylm.quant import BitLinear, ternary_codes
 from ternarylm.report.formats import SPARSITY_FIELDS
 
@@ -58,9 +63,22 @@ def _pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {**out, "alpha": None, "n_weights": n, "quantized": all(r["quantized"] for r in rows)}
 
 
-def sparsity_rows(model: TransformerLM, variant: str | None = None) -> list[dict[str, Any]]:
-    """Rows of :data:`FIELDS` for ``model`` (embedding first, then each block's modules + pooled row)."""
-    variant = variant or model.cfg.linear
+def sparsity_rows(
+    model: TransformerLM, variant: str | None = None, seed: int | None = None
+) -> list[dict[str, Any]]:
+    """Rows of :data:`FIELDS` for ``model`` (embedding first, then each block's modules + pooled row).
+
+    With ``seed`` each row also gets ``frac_zero_init``: the same row of the model's step-0
+    weights, ``build_model(model.cfg, seed)``; without it the column is None (an empty cell).
+    """
+    rows = _code_rows(model, variant or model.cfg.linear)
+    init = _code_rows(build_model(model.cfg, seed=seed), "") if seed is not None else None
+    for i, row in enumerate(rows):
+        row["frac_zero_init"] = init[i]["frac_zero"] if init is not None else None
+    return rows
+
+
+def _code_rows(model: TransformerLM, variant: str) -> list[dict[str, Any]]:
     emb = {"layer": EMBEDDING, "layer_index": 0, "module": "embedding", "quantized": False}
     rows = [{"variant": variant, **emb, **code_stats(model.tok_emb.weight)}]
     for i, block in enumerate(model.layers, start=1):
@@ -95,15 +113,20 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     if not (args.model / "config.json").exists():
         raise UserError(f"missing model config: {args.model / 'config.json'}")
     model = load_model(args.model)
-    rows = sparsity_rows(model)
+    seed = read_json(args.model / "config.json").get("seed")
+    if seed is None:
+        log.warning("%s: config.json records no seed; frac_zero_init left empty", args.model)
+    rows = sparsity_rows(model, seed=None if seed is None else int(seed))
     write_csv(args.out, rows, FIELDS)
     mid = [r for r in rows if r["module"] == ALL]
+    init = "" if seed is None else f" (at init {sum(r['frac_zero_init'] for r in mid) / len(mid):.3f})"
     log.info(
-        "%s: %d layers, zero fraction %.3f..%.3f (embedding what-if %.3f) -> %s",
+        "%s: %d layers, zero fraction %.3f..%.3f%s (embedding what-if %.3f) -> %s",
         model.cfg.linear,
         len(mid),
         min(r["frac_zero"] for r in mid),
         max(r["frac_zero"] for r in mid),
+        init,
         rows[0]["frac_zero"],
         args.out,
     )

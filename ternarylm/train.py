@@ -1,5 +1,9 @@
 """`ternarylm pretrain`: train one twin (ternary or fp32) on a tokenized corpus, resumably.
 
+``--variant`` is a key of ``model.VARIANTS``: the twins, or the ``fp32-noncausal`` control (the
+FP32 twin without the causal mask, trained and evaluated like the twins, from the same initial
+weights for the same seed).
+
 Fast path (the default on CUDA): bf16 autocast, SDPA attention, fused AdamW, ``torch.compile``,
 pinned-memory batches from the uint16 memmap and no host syncs inside a step (the loss is read
 every ``log_every`` steps). On CPU it runs eager fp32 and is deterministic for a seed.
@@ -33,7 +37,7 @@ import torch.nn as nn
 from ternarylm.checkpoint import Checkpoint, is_finite, restore_rng, rng_state
 from ternarylm.encode import load_tokens
 from ternarylm.io import UserError, write_csv
-from ternarylm.model import ModelConfig, build_model, lm_loss, save_model
+from ternarylm.model import VARIANTS, ModelConfig, build_model, lm_loss, save_model, variant_config
 from ternarylm.trainkit import (  # noqa: F401  (resolve_device: re-exported for evaluate, benchmarks)
     PROGRESS_SECONDS,
     Progress,
@@ -210,8 +214,8 @@ class Run:
 
 def plan_steps(job: PretrainJob) -> Plan:
     tcfg = job.tcfg
-    mcfg = ModelConfig.from_dict({**job.model_cfg, "linear": job.variant})
-    mcfg.vocab_size = json.loads(Path(job.train_bin).with_suffix(".json").read_text())["vocab_size"]
+    vocab = json.loads(Path(job.train_bin).with_suffix(".json").read_text())["vocab_size"]
+    mcfg = variant_config(job.model_cfg, job.variant, vocab)
     train_w = TokenWindows(load_tokens(job.train_bin), mcfg.seq_len, str(job.train_bin))
     val_w = TokenWindows(load_tokens(job.val_bin), mcfg.seq_len, str(job.val_bin))
     bs = int(tcfg["batch_size"])
@@ -349,7 +353,7 @@ def run_pretrain(job: PretrainJob, stop_after: int | None = None) -> list[dict[s
     tcfg = job.tcfg
     device = setup_device(tcfg.get("device", "auto"), tcfg.get("threads"))
     plan = plan_steps(job)
-    model = build_model(plan.mcfg, seed=job.seed).to(device)
+    model = build_model(plan.mcfg, seed=job.seed).to(device)  # sparsity's frac_zero_init rebuilds this
     opt = make_optimizer(model, tcfg, device)
     run = Run(model, opt, make_scheduler(opt, tcfg, plan.total), device)
     run.reset_loss()
@@ -375,7 +379,7 @@ def run_pretrain(job: PretrainJob, stop_after: int | None = None) -> list[dict[s
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", required=True)
-    p.add_argument("--variant", required=True, choices=["ternary", "fp32"])
+    p.add_argument("--variant", required=True, choices=list(VARIANTS))
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--train", required=True, type=Path, help="train .bin from `tokenize`")
     p.add_argument("--val", required=True, type=Path, help="val .bin from `tokenize`")

@@ -198,13 +198,12 @@ def write_sparsity(path: str, rows: list[dict[str, Any]], spec: dict[str, Any]) 
     """The sparsity CSV of a freshly built model, with ``spec["zero"]`` layers set to that zero fraction."""
     init = spec.get("init", True)
     for r in rows:
-        if init and "frac_zero_init" not in r:  # a built model *is* its init
-            r["frac_zero_init"] = r["frac_zero"]
+        # a built model *is* its init; without init the column stays empty (a model with no seed)
+        r["frac_zero_init"] = r["frac_zero"] if init else None
         z = (spec.get("zero") or {}).get(r["layer"])
         if z is not None:
             r.update(frac_zero=z, frac_pos=(1 - z) / 2, frac_neg=(1 - z) / 2)
-    fields = [*FIELDS, *(["frac_zero_init"] if init and "frac_zero_init" not in FIELDS else [])]
-    write_csv(path, rows, [f for f in fields if init or f != "frac_zero_init"])
+    write_csv(path, rows, FIELDS)
 
 
 def fake_finetune(

@@ -19,14 +19,26 @@ def workdir(tmp_path_factory):
 def test_paper_preset_plans_twins_times_seeds(workdir):
     r = snakemake(workdir, "-n", check=True)
     counts = job_counts(r.stdout)
-    assert counts["pretrain"] == 6  # 2 variants x 3 seeds on TinyStories
-    assert counts["evaluate"] == 6
+    # 2 twins + the fp32-noncausal control (controls.noncausal) x 3 seeds on TinyStories
+    assert counts["pretrain"] == 9
+    assert counts["evaluate"] == 9
     assert counts["convergence"] == 2  # WritingPrompts and Shakespeare (ternary, seed 0)
     assert counts["finetune"] == 3 * 6  # MRPC, SST-2, CoLA x twins x seeds
-    assert counts["sparsity"] == 6
+    assert counts["finetune_scratch"] == 3 * 3  # the random-init control: every task x seed
+    assert counts["sparsity"] == 6  # the twins only: the control is never sparsity-counted
+    assert counts["deploy_gguf"] == 2  # nor deployed
     assert counts["bench"] == 1
     assert counts["prepare"] == 3 and counts["tokenizer"] == 1 and counts["tokenize"] == 6
     assert any(rule.startswith("report") for rule in counts)
+
+
+def test_controls_off_plan_only_the_twins(workdir, tmp_path):
+    off = tmp_path / "off.yaml"
+    off.write_text(yaml.safe_dump({"controls": {"noncausal": False, "scratch": False}}))
+    r = snakemake(workdir, "-n", "--configfile", str(off), check=True)
+    counts = job_counts(r.stdout)
+    assert counts["pretrain"] == 6 and counts["evaluate"] == 6 and counts["finetune"] == 18
+    assert "finetune_scratch" not in counts and "fp32-noncausal" not in r.stdout
 
 
 @pytest.mark.parametrize(
@@ -101,9 +113,20 @@ def test_smoke_dag_produces_everything_and_reruns_nothing(smoke_workdir):
         (results / "ckpt" / "pretrain").rglob("*.pt")
     )
     # the fine-tuning stage learns the synthetic paraphrase task: above the majority class on dev
-    for metrics in (results / "finetune").rglob("metrics.json"):
+    # (the twins; the scratch control need not, that is what it measures)
+    twins = [p for p in (results / "finetune").rglob("metrics.json") if p.parent.parent.name != "scratch"]
+    assert len(twins) == 4 and len(list((results / "finetune").rglob("scratch/seed*/metrics.json"))) == 2
+    for metrics in twins:
         m = json.loads(metrics.read_text())
         assert m["dev"]["accuracy"] > m["majority"]["dev"]["accuracy"], metrics
+    # the fp32-noncausal control sees the token it predicts: its training loss falls well below the
+    # causal twin's (0.70x and 0.61x of it in the smoke preset's 120 steps)
+    for seed in (0, 1):
+        causal, control = (
+            json.loads((results / "eval" / "synthetic" / v / f"seed{seed}.json").read_text())
+            for v in ("fp32", "fp32-noncausal")
+        )
+        assert control["train_ce"] < 0.8 * causal["train_ce"], (seed, control, causal)
     for log in (results / "logs").rglob("*.log"):
         assert "Traceback" not in log.read_text(), log
     r = snakemake(smoke_workdir, "-n", "--configfile", "workflow/presets/smoke.yaml", check=True)
@@ -132,13 +155,16 @@ def test_rerun_semantics(smoke_workdir, tmp_path):
     changed.write_text(yaml.safe_dump(preset))
     r = snakemake(smoke_workdir, "-n", "--configfile", str(changed), check=True)
     counts = job_counts(r.stdout)
-    assert counts.get("pretrain") == 4 and "prepare" not in counts and "tokenize" not in counts
+    # the twins and the fp32-noncausal control, 2 seeds each; the scratch fine-tunes read no lr
+    assert counts.get("pretrain") == 6 and "prepare" not in counts and "tokenize" not in counts
+    assert "finetune_scratch" not in counts
     # a tokenizer setting reruns the tokenizer and everything downstream, not the data preparation
     preset = yaml.safe_load((smoke_workdir / "workflow/presets/smoke.yaml").read_text())
     preset["tokenizer"]["vocab_size"] = 400
     changed.write_text(yaml.safe_dump(preset))
     counts = job_counts(snakemake(smoke_workdir, "-n", "--configfile", str(changed), check=True).stdout)
-    assert counts.get("tokenizer") == 1 and counts.get("tokenize") == 2 and counts.get("pretrain") == 4
+    assert counts.get("tokenizer") == 1 and counts.get("tokenize") == 2 and counts.get("pretrain") == 6
+    assert counts.get("finetune_scratch") == 2  # its vocabulary is the tokenizer's
     assert "prepare" not in counts
 
 

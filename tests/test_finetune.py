@@ -493,3 +493,45 @@ def test_compiled_finetuning_stops_compiling_after_the_first_epoch(
     assert at_epoch_start[1] == at_epoch_start[2] == graphs["n"]  # and nothing after it
     assert graphs["n"] <= 4  # (train, eval) x buckets (32, 48): every batch has a fixed shape
     assert len(curve) == 3 and m["dev"]["n"] == 40
+
+
+def test_scratch_backbone_fine_tunes_the_ternary_init_without_a_model_dir(
+    tmp_path, tiny_tokenizer, tiny_data, monkeypatch
+):
+    """The random-init control: built from the config's model section and the tokenizer's vocab,
+    the ternary twin's step-0 weights for the seed; no pretrained model is ever read."""
+    from ternarylm import model as model_mod
+    from ternarylm.cli import main
+    from ternarylm.tokenizer import load_tokenizer
+
+    def no_model_dir(*args, **kwargs):
+        raise AssertionError("the scratch control read a model folder")
+
+    monkeypatch.setattr(model_mod, "load_model", no_model_dir)
+    started = {}
+    real_classifier = ft.SequenceClassifier
+
+    def capture(backbone, *args, **kwargs):  # the backbone as fine-tuning receives it
+        started.update({k: v.clone() for k, v in backbone.state_dict().items()})
+        return real_classifier(backbone, *args, **kwargs)
+
+    monkeypatch.setattr(ft, "SequenceClassifier", capture)
+    tiny = dict(d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, seq_len=48, dropout=0.0)
+    cfg_path = tmp_path / "config.json"
+    cfg_path.write_text(json.dumps({**TINY_CONFIG, "model": tiny}))
+    out = tmp_path / "ft"
+    argv = ["finetune", "--config", str(cfg_path), "--task", "mrpc", "--backbone", "scratch"]
+    assert main([*argv, "--tokenizer", str(tiny_tokenizer), "--out", str(out), "--seed", "4"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["variant"], m["backbone"], m["backbone_linear"], m["seed"]) == (
+        "scratch",
+        "scratch",
+        "ternary",
+        4,
+    )
+    assert m["n_bitlinear"] == 7 and (out / "curve.csv").exists()
+    vocab = load_tokenizer(tiny_tokenizer).get_vocab_size()
+    twin = model_mod.build_model(model_mod.variant_config(tiny, "ternary", vocab), seed=4)
+    assert started.keys() == twin.state_dict().keys()
+    assert all(torch.equal(started[k], v) for k, v in twin.state_dict().items())
+    assert main([*argv, "--tokenizer", str(tiny_tokenizer), "--out", str(tmp_path / "x")]) == 2  # no seed

@@ -122,3 +122,62 @@ def test_bad_model_config_is_rejected():
         ModelConfig(linear="int3")
     with pytest.raises(ValueError, match="quantize"):
         ModelConfig(quantize=["qq"])
+
+
+def test_noncausal_control_sees_the_next_token():
+    """fp32-noncausal: the output at position t depends on token t+1 (its target); causal: never."""
+    from ternarylm.model import VARIANTS, variant_config
+    from ternarylm.report.formats import NONCAUSAL
+
+    tiny = {k: v for k, v in TINY.items() if k != "vocab_size"}
+    causal = build_model(variant_config(tiny, "fp32", 97), seed=1).eval()
+    control = build_model(variant_config(tiny, NONCAUSAL, 97), seed=1).eval()
+    assert VARIANTS[NONCAUSAL] == {"linear": "fp32", "causal": False} and not control.cfg.causal
+    # the same initial weights as the fp32 twin of that seed: only the mask differs
+    assert all(torch.equal(a, b) for a, b in zip(causal.state_dict().values(), control.state_dict().values()))
+    idx = torch.randint(0, 97, (1, 10))
+    nxt = idx.clone()
+    nxt[0, 5] = (nxt[0, 5] + 1) % 97  # the target of position 4
+    with torch.no_grad():
+        assert torch.allclose(causal(idx)[0, :5], causal(nxt)[0, :5], atol=1e-6)
+        assert not torch.allclose(control(idx)[0, 4], control(nxt)[0, 4], atol=1e-3)
+        with pytest.raises(ValueError, match="causal"):
+            control.forward_cached(idx)
+
+
+def test_old_config_without_causal_loads_as_causal(tmp_path):
+    import json
+
+    save_model(build_model(ModelConfig(**TINY, linear="fp32"), seed=0), tmp_path, {"seed": 0})
+    meta = json.loads((tmp_path / "config.json").read_text())
+    del meta["model"]["causal"]  # written before the field existed
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    assert load_model(tmp_path).cfg.causal is True
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["generate", "--model", "{m}", "--tokenizer", "{tok}"],
+        ["export", "--format", "gguf", "--model", "{m}", "--tokenizer", "{tok}", "--out", "{out}/x.gguf"],
+        ["export", "--format", "packed", "--model", "{m}", "--out", "{out}/x.safetensors"],
+        ["export", "--format", "hf", "--model", "{m}", "--tokenizer", "{tok}", "--out", "{out}/hf"],
+    ],
+)
+def test_generate_and_export_refuse_a_noncausal_model_in_one_line(tmp_path, capfd, argv):
+    from ternarylm.cli import main
+    from ternarylm.synthetic import synthetic_corpus
+    from ternarylm.tokenizer import train_tokenizer
+
+    tok = tmp_path / "tokenizer.json"
+    tok.write_text(train_tokenizer(synthetic_corpus(20, 0), 97).to_str())
+    model = build_model(ModelConfig(**TINY, linear="fp32", causal=False), seed=0)
+    save_model(model, tmp_path / "m", {"variant": "fp32-noncausal", "seed": 0})
+    args = [a.format(m=tmp_path / "m", tok=tok, out=tmp_path / "out") for a in argv]
+    capfd.readouterr()
+    assert main(args) == 2
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "UserError" not in err, err  # one line, no traceback of it
+    assert "non-causal model" in errors[0] and errors[0].endswith("only the causal twins can")
+    assert not (tmp_path / "out").exists()  # nothing written

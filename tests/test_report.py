@@ -106,6 +106,19 @@ def test_sparsity_cli_writes_csv(tmp_path):
     assert ((df["frac_zero"] + df["frac_pos"] + df["frac_neg"]) - 1).abs().max() < 1e-9
     # random Gaussian init: absmean ternarization zeros about 31 % of the weights
     assert 0.25 < df[df["module"] == "all"]["frac_zero"].mean() < 0.37
+    # an untrained model of the recorded seed is its own initialisation
+    assert (df["frac_zero_init"] - df["frac_zero"]).abs().max() < 1e-12
+
+
+def test_sparsity_without_a_recorded_seed_leaves_init_empty(tmp_path, capfd):
+    model = build_model(ModelConfig(vocab_size=32, d_model=16, n_layers=1, n_heads=2, ffn_hidden=32), seed=1)
+    save_model(model, tmp_path / "run", {"variant": "ternary"})
+    out = tmp_path / "seed1.csv"
+    argv = ["sparsity", "--config", str(ROOT / "config.yaml"), "--model", str(tmp_path / "run")]
+    assert cli_main([*argv, "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert df["frac_zero_init"].isna().all() and df["frac_zero"].notna().all()
+    assert "config.json records no seed; frac_zero_init left empty" in capfd.readouterr().err
 
 
 # --- (a) aggregation and verdicts -------------------------------------------------------------

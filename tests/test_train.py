@@ -1,3 +1,4 @@
+import argparse
 import json
 import math
 import os
@@ -6,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -199,3 +201,62 @@ def test_tiny_ternary_model_overfits_a_fixed_batch():
         train_mod.train_step(model, x[:, :-1], x[:, 1:], opt, sched, tcfg, ctx).item() for _ in range(60)
     ]
     assert losses[-1] < 0.5 * losses[0]
+
+
+# --- the controls: fp32-noncausal, sparsity at init -------------------------------------------
+
+
+def _initial_weights(monkeypatch) -> dict[str, torch.Tensor]:
+    """Filled with the weights the trainer starts from, captured when it builds its optimizer."""
+    seen: dict[str, torch.Tensor] = {}
+    real = train_mod.make_optimizer
+
+    def capture(model, *args, **kwargs):
+        seen.clear()
+        seen.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "make_optimizer", capture)
+    return seen
+
+
+def test_noncausal_control_trains_from_the_fp32_twins_init(tokens, tmp_path, monkeypatch):
+    from ternarylm.report.formats import NONCAUSAL
+
+    parser = argparse.ArgumentParser()
+    train_mod.add_arguments(parser)
+    args = ["--corpus", "c", "--seed", "0", "--train", "t", "--val", "v", "--out-dir", "o", "--ckpt-dir", "k"]
+    assert parser.parse_args([*args, "--variant", NONCAUSAL]).variant == NONCAUSAL
+    inits = {}
+    for v in ("fp32", NONCAUSAL):
+        inits[v] = _initial_weights(monkeypatch)
+        _run(tokens, tmp_path / v, tmp_path / f"ckpt-{v}", v, tcfg={"max_steps": 2})
+        monkeypatch.undo()
+    saved = {v: json.loads((tmp_path / v / "config.json").read_text()) for v in inits}
+    assert saved[NONCAUSAL]["model"]["causal"] is False and saved[NONCAUSAL]["model"]["linear"] == "fp32"
+    assert saved[NONCAUSAL]["variant"] == NONCAUSAL and saved["fp32"]["model"]["causal"] is True
+    assert inits["fp32"].keys() == inits[NONCAUSAL].keys() and inits["fp32"]
+    assert all(torch.equal(inits["fp32"][k], inits[NONCAUSAL][k]) for k in inits["fp32"])
+
+
+def test_sparsity_frac_zero_init_is_the_trainers_starting_point(tokens, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from ternarylm.cli import main
+    from ternarylm.sparsity import code_stats
+
+    init = _initial_weights(monkeypatch)
+    _run(tokens, tmp_path / "out", tmp_path / "ckpt", "ternary", tcfg={"max_steps": 3, "lr": 0.05})
+    csv_path = tmp_path / "sparsity.csv"
+    root = Path(__file__).resolve().parents[1]
+    argv = ["sparsity", "--config", str(root / "config.yaml"), "--model", str(tmp_path / "out")]
+    assert main([*argv, "--out", str(csv_path)]) == 0
+    df = pd.read_csv(csv_path)
+    rows = df[df["module"] != "all"]
+    for r in rows.itertuples():
+        part = "attn" if r.module in ("q", "k", "v", "o") else "mlp"
+        key = "tok_emb.weight" if r.layer == "Emb" else f"layers.{r.layer_index - 1}.{part}.{r.module}.weight"
+        assert r.frac_zero_init == pytest.approx(code_stats(init[key])["frac_zero"], abs=1e-12), key
+    assert (rows["frac_zero"] - rows["frac_zero_init"]).abs().max() > 0  # 3 steps at a high lr moved it
+    pooled = df[df["module"] == "all"]
+    assert pooled["frac_zero_init"].between(0.25, 0.37).all()  # Gaussian init: about 31 % zeros

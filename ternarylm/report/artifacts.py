@@ -232,14 +232,15 @@ class Artifacts(Layout):
         if notebook not in NOTEBOOKS:
             raise ValueError(f"unknown notebook {notebook!r}; choose one of {', '.join(NOTEBOOKS)}")
         main = self.main_runs()
+        control = self.noncausal_runs()  # evaluated beside the twins (T3, F3), nothing downstream
         conv = [r for c in self.convergence_corpora for r in self.convergence_runs(c)]
         first = [(self.main, v, self.seeds[0]) for v in self.variants]
         runs = [(v, s) for v in self.variants for s in self.seeds]
         paths: list[str] = []
         if notebook in ("pretraining", "claims"):
             paths += [self.tokenizer_json()]  # T1 and the comparability reasons: the real vocabulary
-            paths += [self.eval_json(*r) for r in main]
-            paths += [self.metrics_csv(*r) for r in main + conv]
+            paths += [self.eval_json(*r) for r in main + control]
+            paths += [self.metrics_csv(*r) for r in main + control + conv]
             paths += [self.manifest(c) for c in [self.main, *self.convergence_corpora]]
             paths += [
                 self.tokens(c, sp, "json") for c in [self.main, *self.convergence_corpora] for sp in SPLITS
@@ -248,7 +249,8 @@ class Artifacts(Layout):
             paths += [self.model_file(*r, f) for r in first for f in ("config.json", "model.safetensors")]
         if notebook in ("finetuning", "claims"):
             files = ("metrics.json", "curve.csv") if notebook == "finetuning" else ("metrics.json",)
-            paths += [self.finetune_file(t, v, s, f) for t in self.tasks for v, s in runs for f in files]
+            tuned = [(b, s) for b in self.backbones for s in self.seeds]  # the twins, then scratch
+            paths += [self.finetune_file(t, b, s, f) for t in self.tasks for b, s in tuned for f in files]
         if notebook in ("efficiency", "claims"):
             paths += [self.bench_csv(d) for d in self.devices]
             if notebook == "efficiency":

@@ -677,7 +677,7 @@ def _init_change_row(art: Artifacts, moved: Stat | None, v: Verdict | None) -> d
     paper = "> 0 (the paper's 60-62 % is far above init)"
     source = f"{PAPER['sparsity_middle'].source}; init measured here"
     if moved is None or v is None:
-        why = f"{art.sparsity_csv('ternary', art.seeds[0])} has no frac_zero_init column"
+        why = f"{art.sparsity_csv('ternary', art.seeds[0])}: frac_zero_init is empty (the model records no seed)"
         return _row(claim, paper, None, Verdict(NOT_RUN, why), source, 1)
     return _row(claim, paper, moved, v, source, 1)
 

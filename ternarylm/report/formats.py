@@ -11,6 +11,7 @@ SPARSITY_FIELDS = [
     "module",
     "quantized",
     "frac_zero",
+    "frac_zero_init",  # the same module's zero fraction at initialisation (empty: seed unknown)
     "frac_pos",
     "frac_neg",
     "alpha",

@@ -9,7 +9,8 @@ from snakemake.exceptions import WorkflowError
 
 from ternarylm.io import write_text
 from ternarylm.glue import LOCAL_FILES as GLUE_LOCAL_FILES, TASKS as GLUE_TASKS
-from ternarylm.report.artifacts import Layout
+from ternarylm.report.artifacts import Artifacts, Layout
+from ternarylm.report.formats import NONCAUSAL, SCRATCH
 
 RESULTS = config["results_dir"]
 MAIN = config["main_corpus"]
@@ -90,11 +91,22 @@ def convergence_runs():
     ]
 
 
-# (corpus, variant, seed) of every pretraining run: the twins x seeds, then F1's convergence runs
-PRETRAIN_RUNS = [(MAIN, v, s) for v in VARIANTS for s in SEEDS] + convergence_runs()
+# the fp32-noncausal control (controls.noncausal; Artifacts lists it for the notebooks too):
+# pretrained and evaluated like the twins; never fine-tuned, benched, sparsity-counted or deployed
+# (those rules' variant constraints name the twins only)
+NONCAUSAL_RUNS = Artifacts(RESULTS, config).noncausal_runs()
+# (corpus, variant, seed) of every pretraining run: the twins x seeds, the non-causal control, then
+# F1's convergence runs
+PRETRAIN_RUNS = (
+    [(MAIN, v, s) for v in VARIANTS for s in SEEDS]
+    + NONCAUSAL_RUNS
+    + convergence_runs()
+)
 # every trained model: deliverables of the pipeline, and targets of `rule all` so that a deleted
-# model is retrained (Snakemake recreates a missing file only when some target needs it)
+# model is retrained (Snakemake recreates a missing file only when some target needs it); with the
+# control's evaluations, which T3/F3 read
 MODEL_OUTPUTS = [model_file(c, v, s, "model.safetensors") for c, v, s in PRETRAIN_RUNS]
+MODEL_OUTPUTS += [eval_json(*r) for r in NONCAUSAL_RUNS]
 
 
 def pretrain_cmd(epochs=""):
@@ -105,6 +117,16 @@ def pretrain_cmd(epochs=""):
         " --out-dir $(dirname {output.model}) --ckpt-dir {params.ckpt} --threads {threads}"
         + epochs
         + " >> {log} 2>&1"
+    )
+
+
+def finetune_cmd(backbone):
+    """``backbone``: ``--model DIR`` (a twin) or ``--backbone scratch`` (the random-init control)."""
+    return (
+        "ternarylm finetune --config {params.config} --task {wildcards.task} "
+        + backbone
+        + " --tokenizer {input.tokenizer} --seed {wildcards.seed}"
+        " --out $(dirname {output.metrics}) --ckpt {params.ckpt} --threads {threads} >> {log} 2>&1"
     )
 
 

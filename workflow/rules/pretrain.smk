@@ -1,4 +1,5 @@
-# pretrain: the twins x seeds on the main corpus; convergence: F1's runs on the other corpora.
+# pretrain: the twins x seeds on the main corpus (and the fp32-noncausal control when
+# controls.noncausal); convergence: F1's runs on the other corpora.
 # Checkpoints go to ckpt_dir() (not an output), so a failed or preempted job resumes on rerun.
 
 PRETRAIN_INPUT = dict(
@@ -27,7 +28,7 @@ rule pretrain:
         rule_benchmark("pretrain", "{corpus}_{variant}_seed{seed}.tsv")
     wildcard_constraints:
         corpus=MAIN,
-        variant="ternary|fp32",
+        variant=f"ternary|fp32|{NONCAUSAL}",
         seed=r"\d+",
     conda:
         "../../envs/torch.yaml"
