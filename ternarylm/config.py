@@ -37,6 +37,13 @@ def with_defaults(config: dict[str, Any], section: str) -> dict[str, Any]:
     return {**copy.deepcopy(_defaults()[section]), **((config or {}).get(section) or {})}
 
 
+def canonical(node: Any) -> Any:
+    """``node`` with every mapping's keys sorted, recursively (lists keep their order)."""
+    if isinstance(node, dict):
+        return {k: canonical(node[k]) for k in sorted(node)}
+    return [canonical(v) for v in node] if isinstance(node, list) else node
+
+
 @cache
 def load_schema(partial: bool = False) -> dict[str, Any]:
     schema = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
