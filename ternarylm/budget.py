@@ -16,6 +16,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ternarylm.report.formats import NONCAUSAL
+
 # tokens per training document (WordPiece 30522). tinystories: the issue's ~200M tokens per
 # 15-epoch run of 60k stories; writingprompts: its ~0.9B tokens per run; estimates.
 TOKENS_PER_DOC = {"tinystories": 222, "writingprompts": 1000, "synthetic": 60}
@@ -48,9 +50,11 @@ def corpus_train_tokens(config: dict[str, Any], corpus: str) -> int:
 def pretrain_runs(config: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per pretraining process: corpus, epochs, training tokens."""
     main, train = config["main_corpus"], config["train"]
+    controls = config.get("controls") or {}
+    variants = config["variants"] + [NONCAUSAL] * bool(controls.get("noncausal"))  # the control trains too
     runs = [
         {"corpus": main, "epochs": train["epochs"], "name": f"{main} {v} s{s}"}
-        for v in config["variants"]
+        for v in variants
         for s in config["seeds"]
     ]
     conv = config.get("convergence") or {}
@@ -93,7 +97,10 @@ def stage_seconds(config: dict[str, Any], tokens_per_s: float) -> list[tuple[str
         + [f"every {train.get('ckpt_every')} steps"] * bool(train.get("ckpt_every"))
     )
     ev = config.get("evaluate") or {}
-    n_models = len(config["variants"]) * len(config["seeds"])
+    controls = config.get("controls") or {}
+    # evaluated models: the twins and the fp32-noncausal control; fine-tuned backbones: the twins and scratch
+    n_models = (len(config["variants"]) + bool(controls.get("noncausal"))) * len(config["seeds"])
+    n_backbones = (len(config["variants"]) + bool(controls.get("scratch"))) * len(config["seeds"])
     c = (config.get("corpora") or {}).get(config["main_corpus"], {})
     val_frac = (c.get("max_val_docs") or 1) / (c.get("max_train_docs") or 1)
     val_tokens = corpus_train_tokens(config, config["main_corpus"]) * val_frac  # whole val split
@@ -102,8 +109,8 @@ def stage_seconds(config: dict[str, Any], tokens_per_s: float) -> list[tuple[str
     ft_steps = ft_tokens = 0.0
     for task in ft.get("tasks", []):
         n = FINETUNE_TRAIN_EXAMPLES.get(task, 0)
-        ft_steps += ft.get("epochs", 3) * math.ceil(n / ft.get("batch_size", 32)) * n_models
-        ft_tokens += ft.get("epochs", 3) * n * FINETUNE_TOKENS_PER_EXAMPLE.get(task, 64) * n_models
+        ft_steps += ft.get("epochs", 3) * math.ceil(n / ft.get("batch_size", 32)) * n_backbones
+        ft_tokens += ft.get("epochs", 3) * n * FINETUNE_TOKENS_PER_EXAMPLE.get(task, 64) * n_backbones
     ft_s = max(ft_steps * FINETUNE_EAGER_STEP_S, ft_tokens / tokens_per_s)
     b = config.get("bench") or {}
     bench_rows = len(b.get("formats", [])) * len(b.get("batch_sizes", [1])) * len(b.get("devices", ["cpu"]))
@@ -122,7 +129,7 @@ def stage_seconds(config: dict[str, Any], tokens_per_s: float) -> list[tuple[str
         ),
         ("evaluate stage", eval_stage_tokens * EVAL_COST / tokens_per_s, f"{n_models} models"),
         (
-            f"fine-tune: {n_models * len(ft.get('tasks', []))} runs",
+            f"fine-tune: {n_backbones * len(ft.get('tasks', []))} runs",
             ft_s,
             f"{ft_steps:.0f} eager steps (launch-bound {FINETUNE_EAGER_STEP_S * 1e3:.0f} ms or tokens)",
         ),

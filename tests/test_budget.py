@@ -20,12 +20,17 @@ def _config() -> dict:
 def test_budget_counts_every_pretraining_run_and_scales_with_tokens(tmp_path):
     cfg = {**_config(), "results_dir": str(tmp_path)}  # no tokenized data: the estimates
     runs = budget.pretrain_runs(cfg)
-    # 3 seeds x 2 twins on the main corpus + WritingPrompts and Shakespeare convergence runs
-    assert len(runs) == 8 and {r["corpus"] for r in runs} == {"tinystories", "writingprompts", "shakespeare"}
+    # 3 seeds x (2 twins + the fp32-noncausal control) on the main corpus + WritingPrompts and
+    # Shakespeare convergence runs
+    assert len(runs) == 11 and {r["corpus"] for r in runs} == {"tinystories", "writingprompts", "shakespeare"}
+    assert sum("fp32-noncausal" in r["name"] for r in runs) == 3
     wp = next(r for r in runs if r["corpus"] == "writingprompts")
     assert 0.8e9 < wp["tokens"] < 1.0e9  # the issue's ~0.9B tokens
     fast, slow = budget.total_seconds(cfg, 500_000), budget.total_seconds(cfg, 46_000)
-    assert 1.5 * 3600 < fast < 3 * 3600 and 12 * 3600 < slow < 16 * 3600
+    assert 2 * 3600 < fast < 3 * 3600 and 16 * 3600 < slow < 20 * 3600
+    # the controls cost what they train: without them the budget shrinks by their runs
+    off = {**cfg, "controls": {"noncausal": False, "scratch": False}}
+    assert len(budget.pretrain_runs(off)) == 8 and budget.total_seconds(off, 500_000) < fast
     longer = copy.deepcopy(cfg)
     longer["train"]["epochs"] *= 2
     longer["convergence"]["epochs"] *= 2
