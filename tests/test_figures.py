@@ -183,6 +183,12 @@ def test_glue_tables_have_a_scratch_row_only_when_on(shallow, no_controls):
     assert len(scratch) == 1 and scratch["note"].iat[0].startswith("control")
     assert scratch["f1_mean"].iat[0] == pytest.approx(81.0)  # fakes: 81.5 + seed - 1, seeds 0 and 1
     assert (t4["model"] == "majority class").any()
+    # MCC beside F1/accuracy for every measured row: the majority class has MCC 0 however high its F1
+    measured = t4[t4["kind"] == "measured"]
+    assert (
+        measured["mcc_mean"].notna().all()
+        and (measured.loc[measured["model"] == "majority class", "mcc_mean"] == 0).all()
+    )
     off = tb.glue_table(no_controls, ["mrpc"])
     assert not off["model"].str.contains("scratch").any()
     assert set(tb.finetune_table(shallow)["variant"]) == {"ternary", "fp32", SCRATCH}

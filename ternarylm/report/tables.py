@@ -330,7 +330,8 @@ def glue_table(art: Artifacts, tasks: Sequence[str], ft: pd.DataFrame | None = N
     ft = finetune_table(art) if ft is None else ft
     rows = []
     for t in tasks:
-        metrics = ["f1", "accuracy"] if t == "mrpc" else [TASK_METRIC[t]]
+        # MCC beside every task score: it is 0 for the majority class, which F1/accuracy are not
+        metrics = list(dict.fromkeys((["f1", "accuracy"] if t == "mrpc" else [TASK_METRIC[t]]) + ["mcc"]))
         if t not in art.tasks:
             rows.append(
                 {"task": t, "model": "TernaryLM (ours)", "kind": NOT_RUN, "note": "not in finetune.tasks"}
