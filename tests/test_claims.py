@@ -312,3 +312,17 @@ def test_gaussian_zero_fraction_matches_a_sample():
     zero = (ternary_codes(w)[0] == 0).float().mean().item()
     assert zero == pytest.approx(paper.GAUSS_ZERO_FRAC, abs=2e-3)
     assert paper.GAUSS_ZERO_FRAC == pytest.approx(0.3101, abs=1e-4)
+
+
+def test_a_multi_part_reason_names_the_runs_differences_once():
+    """judge_all keeps every part's detail but the shared 'why not comparable' prefix only once,
+    so a notebook footnote stands for it (the realdata-mini MRPC row listed it three times)."""
+    st, why = cl.Stat(81.5, 0.1, 2), ["epochs=2 (paper 15)"]
+    v = cl.judge_all(
+        [
+            cl.judge_close(st, 82.47, abs_=2.0, reasons=why),
+            cl.judge_above(st, 81.22, margin=1.0, what="majority class", reasons=why),
+        ]
+    )
+    assert v.verdict == NC and v.reason.count("epochs=2") == 1
+    assert v.reason.startswith("epochs=2 (paper 15) — ") and "majority class" in v.reason

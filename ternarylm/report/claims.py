@@ -210,7 +210,16 @@ def judge_range(ours: Stat, lo: float, hi: float, *, tol: float, reasons: Sequen
 def judge_all(parts: Sequence[Verdict]) -> Verdict:
     """Several conditions of one claim: reproduced only if each is; the first other verdict wins
     (not run > not comparable > not reproduced), every part's detail is kept."""
-    reason = "; ".join(p.reason for p in parts)
+    prefix, details = "", []
+    for p in parts:
+        # not-comparable parts share the run's "reasons — " prefix (_judge): say it once, up front
+        head, sep, tail = p.reason.partition(" — ")
+        if p.verdict == NOT_COMPARABLE and sep and head == (prefix or head):
+            prefix = head
+            details.append(tail)
+        else:
+            details.append(p.reason)
+    reason = (f"{prefix} — " if prefix else "") + "; ".join(details)
     for verdict in (NOT_RUN, NOT_COMPARABLE, NOT_REPRODUCED):
         if any(p.verdict == verdict for p in parts):
             return Verdict(verdict, reason)
