@@ -94,8 +94,9 @@ def test_f3_ratio_panel_draws_t3s_numbers(shallow):
 def test_t1_and_f1_state_the_real_vocabulary(tmp_path):
     art = _art(tmp_path, {**SHALLOW, "convergence_corpora": ["tinystories"]})
     fake_tokenizer(art.tokenizer_json(), 257)  # a corpus that filled fewer entries than requested
+    art.cfg["tokenizer"].update(vocab_size=512, pretrained=None)  # the request, not the model's vocab (300)
     t1 = tb.t1_model_config(art).set_index("setting")
-    assert t1.at["vocab (requested vocab_size)", "Ternary"] == "300"
+    assert t1.at["vocab (requested vocab_size)", "Ternary"] == "512"
     assert t1.at["vocab (tokenizer.json entries)", "Ternary"] == "257"
     assert t1.at["vocab (tokenizer.json entries)", "paper"] == "30522"
     epochs, finals = tb.convergence(art)

@@ -111,6 +111,10 @@ def t1_model_config(art: Artifacts) -> pd.DataFrame:
     """T1: model/training configuration of each twin (first seed) beside the paper's."""
     setup = PAPER["setup"].value
     vocab = art.tokenizer_vocab()  # the real size: a small corpus can fill fewer than vocab_size
+    tok_cfg = art.cfg.get("tokenizer") or {}
+    requested = (
+        f"pretrained {tok_cfg['pretrained']}" if tok_cfg.get("pretrained") else tok_cfg.get("vocab_size")
+    )
     cols: dict[str, dict[str, Any]] = {}
     tokens = art.token_counts(art.main)  # the data scale, beside the document count
     for corpus, v, s in ((art.main, v, art.seeds[0]) for v in art.variants):
@@ -125,7 +129,8 @@ def t1_model_config(art: Artifacts) -> pd.DataFrame:
             "layers": m["n_layers"],
             "heads": m["n_heads"],
             "FFN hidden (SwiGLU)": m["ffn_hidden"],
-            "vocab (requested vocab_size)": m["vocab_size"],
+            # the config's request, not the model's: the model is sized to the tokenizer actually built
+            "vocab (requested vocab_size)": requested,
             "vocab (tokenizer.json entries)": vocab,
             "sequence length": m["seq_len"],
             "dropout": m["dropout"],
