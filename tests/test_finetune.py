@@ -265,18 +265,22 @@ def tiny_tokenizer(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_twin(tmp_path_factory, tiny_tokenizer) -> Path:
+def _save_tiny_twin(out: Path, tokenizer: Path, init_seed: int) -> Path:
+    """A 1-layer ternary backbone sized to ``tokenizer``, initialised from ``init_seed``."""
     from ternarylm.model import build_model, save_model
     from ternarylm.tokenizer import load_tokenizer
 
-    vocab = load_tokenizer(tiny_tokenizer).get_vocab_size()
+    vocab = load_tokenizer(tokenizer).get_vocab_size()
     cfg = dict(
         vocab_size=vocab, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, seq_len=48, linear="ternary"
     )
-    out = tmp_path_factory.mktemp("twin")
-    save_model(build_model(cfg, seed=0), out, {"variant": "ternary", "seed": 0})
+    save_model(build_model(cfg, seed=init_seed), out, {"variant": "ternary", "seed": 0})
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_twin(tmp_path_factory, tiny_tokenizer) -> Path:
+    return _save_tiny_twin(tmp_path_factory.mktemp("twin"), tiny_tokenizer, init_seed=0)
 
 
 @pytest.fixture()
@@ -380,16 +384,7 @@ def test_settings_defaults_and_fallbacks():
 
 @pytest.fixture(scope="module")
 def other_twin(tmp_path_factory, tiny_tokenizer) -> Path:
-    from ternarylm.model import build_model, save_model
-    from ternarylm.tokenizer import load_tokenizer
-
-    vocab = load_tokenizer(tiny_tokenizer).get_vocab_size()
-    cfg = dict(
-        vocab_size=vocab, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, seq_len=48, linear="ternary"
-    )
-    out = tmp_path_factory.mktemp("twin2")
-    save_model(build_model(cfg, seed=5), out, {"variant": "ternary", "seed": 0})
-    return out
+    return _save_tiny_twin(tmp_path_factory.mktemp("twin2"), tiny_tokenizer, init_seed=5)
 
 
 def _strip(rows):
