@@ -250,8 +250,10 @@ def test_slurm_outputs_equal_the_local_run(smoke_on_slurm, smoke_local):
     on_slurm, local = computed_outputs(wd / "results"), computed_outputs(smoke_local / "results")
     assert sorted(on_slurm) == sorted(local)
     models = [k for k in local if k.endswith("model.safetensors")]
-    # 2 twins x 2 seeds (the smoke preset's convergence corpus is its main one: no extra runs)
-    assert len(models) == 4 and any(k.startswith("eval/") for k in local), sorted(local)
+    # (2 twins + the fp32-noncausal control) x 2 seeds (the smoke preset's convergence corpus is its
+    # main one: no extra runs); the scratch fine-tunes are compared too
+    assert len(models) == 6 and any(k.startswith("eval/") for k in local), sorted(local)
+    assert any("/fp32-noncausal/" in k for k in models) and any("/scratch/" in k for k in local)
     differ = [k for k in local if on_slurm[k] != local[k]]
     print(f"SLURM vs local: {len(local)} artifacts compared ({len(models)} models), {len(differ)} differ")
     assert not differ, {k: (on_slurm[k], local[k]) for k in differ[:3]}
