@@ -173,7 +173,9 @@ def smoke_local(tmp_path_factory) -> Path:
 
 
 # fields that measure the machine, not the computation (timings, throughput)
-VOLATILE = re.compile(r"seconds|per_s|elapsed|wall|date|time", re.I)
+# timings, and the provenance record (when and where a job ran: its time, host and CPU allocation
+# differ between the SLURM and the local run by design)
+VOLATILE = re.compile(r"seconds|per_s|elapsed|wall|date|time|^provenance$", re.I)
 COMPUTED = ("tokenizer", "tokens", "pretrain", "eval", "finetune", "sparsity")  # bench: timings only
 
 
