@@ -57,8 +57,8 @@ from typing import Any
 
 from ternarylm.config import with_defaults
 from ternarylm.io import UserError, read_json, write_csv, write_json
+from ternarylm.layout import ROLE_COLUMN
 from ternarylm.provenance import provenance
-from ternarylm.report.formats import ROLE_COLUMN
 
 log = logging.getLogger("ternarylm.bench")
 

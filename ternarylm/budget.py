@@ -16,7 +16,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ternarylm.report.formats import NONCAUSAL
+from ternarylm.config import resolve
+from ternarylm.layout import Layout
+from ternarylm.layout import runs as layout_runs
 
 # tokens per training document (WordPiece 30522). tinystories: the issue's ~200M tokens per
 # 15-epoch run of 60k stories; writingprompts: its ~0.9B tokens per run; estimates.
@@ -36,7 +38,7 @@ def corpus_train_tokens(config: dict[str, Any], corpus: str) -> int:
     """Training tokens of one epoch of ``corpus``: measured if tokenized already, else estimated."""
     import json
 
-    meta = Path(config.get("results_dir", "results")) / "tokens" / corpus / "train.json"
+    meta = Path(Layout(config["results_dir"]).tokens(corpus, "train", "json"))
     if meta.exists():
         return int(json.loads(meta.read_text())["n_tokens"])
     if corpus == "shakespeare":
@@ -49,27 +51,13 @@ def corpus_train_tokens(config: dict[str, Any], corpus: str) -> int:
 
 def pretrain_runs(config: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per pretraining process: corpus, epochs, training tokens."""
+    config = resolve(config)
     main, train = config["main_corpus"], config["train"]
-    controls = config.get("controls") or {}
-    variants = config["variants"] + [NONCAUSAL] * bool(controls.get("noncausal"))  # the control trains too
+    epochs = {main: train["epochs"]}  # F1's runs on other corpora train convergence.epochs
     runs = [
-        {"corpus": main, "epochs": train["epochs"], "name": f"{main} {v} s{s}"}
-        for v in variants
-        for s in config["seeds"]
+        {"corpus": c, "epochs": epochs.get(c, config["convergence"]["epochs"]), "name": f"{c} {v} s{s}"}
+        for c, v, s in layout_runs(config).pretrain  # the main run doubles as its convergence run
     ]
-    conv = config.get("convergence") or {}
-    for corpus in config.get("convergence_corpora") or []:
-        for v in conv.get("variants", ["ternary"]):
-            for s in conv.get("seeds", [0]):
-                if corpus == main and v in config["variants"] and s in config["seeds"]:
-                    continue  # the main run doubles as this convergence run
-                runs.append(
-                    {
-                        "corpus": corpus,
-                        "epochs": conv.get("epochs", train["epochs"]),
-                        "name": f"{corpus} {v} s{s}",
-                    }
-                )
     seq, bs = config["model"]["seq_len"], train["batch_size"]
     for r in runs:
         tokens = corpus_train_tokens(config, r["corpus"]) * r["epochs"]

@@ -37,6 +37,12 @@ def with_defaults(config: dict[str, Any], section: str) -> dict[str, Any]:
     return {**copy.deepcopy(_defaults()[section]), **((config or {}).get(section) or {})}
 
 
+def resolve(config: dict[str, Any] | None) -> dict[str, Any]:
+    """``config`` merged over the root config.yaml, as Snakemake merges ``--configfile`` presets:
+    every key a partial config lacks takes its one default."""
+    return merge(_defaults(), config or {})
+
+
 def canonical(node: Any) -> Any:
     """``node`` with every mapping's keys sorted, recursively (lists keep their order)."""
     if isinstance(node, dict):

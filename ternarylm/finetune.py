@@ -75,8 +75,8 @@ from ternarylm.glue import (
     load_split,
 )
 from ternarylm.io import UserError, read_json, write_csv, write_json
+from ternarylm.layout import SCRATCH
 from ternarylm.provenance import provenance
-from ternarylm.report.formats import SCRATCH
 
 log = logging.getLogger("ternarylm.finetune")
 STATE_NAME = "finetune_state.pt"  # in --ckpt DIR

@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ternarylm.layout import NONCAUSAL
 from ternarylm.quant import BitLinear, shared_input
-from ternarylm.report.formats import NONCAUSAL
 
 PROJECTIONS = ("q", "k", "v", "o", "gate", "up", "down")
 # pretraining variant -> ModelConfig fields it sets (train.py's --variant choices come from here)

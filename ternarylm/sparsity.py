@@ -29,9 +29,9 @@ import torch
 import torch.nn as nn
 
 from ternarylm.io import UserError, read_json, write_csv
+from ternarylm.layout import SPARSITY_FIELDS
 from ternarylm.model import PROJECTIONS, TransformerLM, build_model, load_model
 from ternarylm.quant import BitLinear, ternary_codes
-from ternarylm.report.formats import SPARSITY_FIELDS
 
 # one column list for writer and reader (the report package is torch-free, so it owns it)
 FIELDS = SPARSITY_FIELDS

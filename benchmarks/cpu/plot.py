@@ -25,8 +25,8 @@ from matplotlib.patches import Patch
 
 from ternarylm.bench import row_role
 from ternarylm.io import UserError, read_json
+from ternarylm.layout import ROLE_COLUMN
 from ternarylm.report.figures import COLORS, apply_style, save
-from ternarylm.report.formats import ROLE_COLUMN
 from ternarylm.report.tables import MODEL_NAMES, normalize_bench
 
 HERE = Path(__file__).resolve().parent

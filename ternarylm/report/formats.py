@@ -1,28 +1,6 @@
-"""Column lists of artifacts written by a torch stage and read by the report: one list for both.
+"""Names a torch stage's file and its report reader agree on; they live in ``ternarylm.layout`` (the
+neutral contract module) and are re-exported here for older imports."""
 
-Its own module, importing nothing, because the torch env (which has no pandas) imports it too.
-"""
+from ternarylm.layout import NONCAUSAL, ROLE_COLUMN, ROLES, SCRATCH, SPARSITY_FIELDS
 
-# sparsity/{variant}/seed{s}.csv, written by ternarylm.sparsity
-SPARSITY_FIELDS = [
-    "variant",
-    "layer",
-    "layer_index",
-    "module",
-    "quantized",
-    "frac_zero",
-    "frac_zero_init",  # the same module's zero fraction at initialisation (empty: seed unknown)
-    "frac_pos",
-    "frac_neg",
-    "alpha",
-    "n_weights",
-]
-
-# bench/{device}/results.csv, written by ternarylm.bench: a row is the form a model ships as
-# (deployed) or a reference point (baseline); only deployed rows may decide a claim
-ROLE_COLUMN = "role"
-ROLES = ("deployed", "baseline")
-
-# control runs (config `controls`): a pretraining variant and a fine-tuning backbone beside the twins
-NONCAUSAL = "fp32-noncausal"  # the FP32 twin without the causal mask (the authors' baseline)
-SCRATCH = "scratch"  # the ternary architecture fine-tuned from random init, never pretrained
+__all__ = ["NONCAUSAL", "ROLE_COLUMN", "ROLES", "SCRATCH", "SPARSITY_FIELDS"]

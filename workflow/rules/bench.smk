@@ -18,7 +18,7 @@ rule bench:
     wildcard_constraints:
         device="cpu|cuda",
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: BENCH_THREADS
     resources:
         gpu=lambda w: 1 if w.device == "cuda" else 0,

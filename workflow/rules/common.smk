@@ -1,5 +1,4 @@
-# Shared helpers and input functions. Every path under results/ is built by one helper below, named
-# like the methods of ternarylm.report.artifacts.Layout so that switching to it is a small edit.
+# Shared helpers and input functions: paths, runs and config values every rule file uses.
 import hashlib
 import json
 import os
@@ -9,15 +8,14 @@ from snakemake.exceptions import WorkflowError
 
 from ternarylm.io import write_text
 from ternarylm.glue import LOCAL_FILES as GLUE_LOCAL_FILES, TASKS as GLUE_TASKS
-from ternarylm.report.artifacts import Artifacts, Layout
-from ternarylm.report.formats import NONCAUSAL, SCRATCH
+from ternarylm.layout import NONCAUSAL, SCRATCH, TWINS, Layout, runs
 
 RESULTS = config["results_dir"]
 MAIN = config["main_corpus"]
 VARIANTS = config["variants"]
 SEEDS = config["seeds"]
 
-# Every path under results/ is spelled once, in ternarylm.report.artifacts.Layout (the notebooks and
+# Every path under results/ is spelled once, in ternarylm.layout.Layout (the notebooks and
 # `ternarylm report` use the same class); the rules call its methods by these short names.
 LAYOUT = Layout(RESULTS)
 data = LAYOUT.data
@@ -79,34 +77,21 @@ FINETUNE_THREADS = FINETUNE.get("threads") or TRAIN_THREADS
 BENCH_THREADS = lambda wildcards: config["bench"]["threads"] or workflow.cores
 
 
-def convergence_runs():
-    """(corpus, variant, seed) of the F1 runs on corpora other than the main one."""
-    conv = config["convergence"]
-    return [
-        (c, v, s)
-        for c in config["convergence_corpora"]
-        if c != MAIN
-        for v in conv["variants"]
-        for s in conv["seeds"]
-    ]
-
-
-# the fp32-noncausal control (controls.noncausal; Artifacts lists it for the notebooks too):
-# pretrained and evaluated like the twins; never fine-tuned, benched, sparsity-counted or deployed
-# (those rules' variant constraints name the twins only)
-NONCAUSAL_RUNS = Artifacts(RESULTS, config).noncausal_runs()
-# (corpus, variant, seed) of every pretraining run: the twins x seeds, the non-causal control, then
-# F1's convergence runs
-PRETRAIN_RUNS = (
-    [(MAIN, v, s) for v in VARIANTS for s in SEEDS]
-    + NONCAUSAL_RUNS
-    + convergence_runs()
-)
+# the runs of this config, enumerated once in ternarylm.layout.runs (Artifacts uses the same): the
+# twins x seeds, the fp32-noncausal control (pretrained and evaluated like the twins; never
+# fine-tuned, benched, sparsity-counted or deployed: those rules' variant constraints name the twins
+# only), then F1's convergence runs that are not main runs
+RUNS = runs(config)
+PRETRAIN_RUNS = RUNS.pretrain
+# wildcard patterns of the two twins, and of the twins plus the control
+TWIN = "|".join(TWINS)
+# the conda env of every torch job
+TORCH_ENV = "../../envs/torch.yaml"
 # every trained model: deliverables of the pipeline, and targets of `rule all` so that a deleted
 # model is retrained (Snakemake recreates a missing file only when some target needs it); with the
 # control's evaluations, which T3/F3 read
 MODEL_OUTPUTS = [model_file(c, v, s, "model.safetensors") for c, v, s in PRETRAIN_RUNS]
-MODEL_OUTPUTS += [eval_json(*r) for r in NONCAUSAL_RUNS]
+MODEL_OUTPUTS += [eval_json(*r) for r in RUNS.noncausal]
 
 
 def pretrain_cmd(epochs=""):

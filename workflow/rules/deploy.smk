@@ -25,9 +25,9 @@ rule deploy_gguf:
     benchmark:
         rule_benchmark("deploy", "gguf_{variant}.tsv")
     wildcard_constraints:
-        variant="ternary|fp32",
+        variant=TWIN,
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: 1
     resources:
         mem_mb=8000,
@@ -61,10 +61,10 @@ rule deploy_hf:
     benchmark:
         rule_benchmark("deploy", "{form}_{variant}.tsv")
     wildcard_constraints:
-        variant="ternary|fp32",
+        variant=TWIN,
         form="hf|hf-bitnet",
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: TRAIN_THREADS
     resources:
         mem_mb=8000,

@@ -13,7 +13,7 @@ rule evaluate:
     benchmark:
         rule_benchmark("evaluate", "{corpus}_{variant}_seed{seed}.tsv")
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: TRAIN_THREADS
     resources:
         gpu=GPU,

@@ -26,10 +26,10 @@ rule finetune:
         rule_benchmark("finetune", "{task}_{variant}_seed{seed}.tsv")
     wildcard_constraints:
         task="|".join(GLUE_TASKS),
-        variant="ternary|fp32",
+        variant=TWIN,
         seed=r"\d+",
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: FINETUNE_THREADS
     resources:
         gpu=0 if FINETUNE_DEVICE == "cpu" else 1,
@@ -59,7 +59,7 @@ rule finetune_scratch:
         variant=SCRATCH,
         seed=r"\d+",
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: FINETUNE_THREADS
     resources:
         gpu=0 if FINETUNE_DEVICE == "cpu" else 1,

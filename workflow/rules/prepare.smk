@@ -11,7 +11,7 @@ rule prepare:
     benchmark:
         rule_benchmark("prepare", "{corpus}.tsv")
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: 1
     resources:
         mem_mb=4000,

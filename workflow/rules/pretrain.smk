@@ -28,10 +28,10 @@ rule pretrain:
         rule_benchmark("pretrain", "{corpus}_{variant}_seed{seed}.tsv")
     wildcard_constraints:
         corpus=MAIN,
-        variant=f"ternary|fp32|{NONCAUSAL}",
+        variant=f"{TWIN}|{NONCAUSAL}",
         seed=r"\d+",
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: TRAIN_THREADS
     resources:
         gpu=GPU,
@@ -57,10 +57,10 @@ rule convergence:
         rule_benchmark("convergence", "{corpus}_{variant}_seed{seed}.tsv")
     wildcard_constraints:
         corpus="|".join(c for c in config["convergence_corpora"] if c != MAIN) or "^$",
-        variant="ternary|fp32",
+        variant=TWIN,
         seed=r"\d+",
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: TRAIN_THREADS
     resources:
         gpu=GPU,

@@ -1,19 +1,12 @@
 # report: one rule per notebook (the loop below), each executing notebooks/{nb}.ipynb with papermill
 # into results/notebooks/{nb}.{ipynb,html}, results/tables/*.csv, results/figures/*.{png,pdf} and,
 # for claims, results/claims.csv. Inputs, outputs and the config sections a notebook reads all come
-# from ternarylm.report.artifacts: `ternarylm report` checks the same input list before it starts a
-# kernel, so rules and notebooks cannot disagree. Tables, figures and the rendered notebooks are
-# marked for `snakemake --report`.
-from ternarylm.report.artifacts import (
-    NOTEBOOK_CONFIG,
-    NOTEBOOK_TABLES,
-    NOTEBOOKS,
-    Artifacts,
-)
+# from ternarylm.layout: `ternarylm report` checks the same input list before it starts a kernel,
+# so rules and notebooks cannot disagree. Tables, figures and the rendered notebooks are marked for
+# `snakemake --report`.
+from ternarylm.layout import NOTEBOOK_CONFIG, NOTEBOOK_TABLES, NOTEBOOKS, Plan
 
-REPORT_ART = Artifacts(
-    RESULTS, config
-)  # a Layout that also knows what each notebook reads
+REPORT_ART = Plan(RESULTS, config)  # a Layout that also knows what each notebook reads
 
 in_report = report  # snakemake's report() flag (the alias keeps snakefmt from reading a directive)
 

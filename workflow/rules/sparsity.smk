@@ -13,10 +13,10 @@ rule sparsity:
     benchmark:
         rule_benchmark("sparsity", "{variant}_seed{seed}.tsv")
     wildcard_constraints:
-        variant="ternary|fp32",
+        variant=TWIN,
         seed=r"\d+",
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: 1
     resources:
         mem_mb=4000,

@@ -11,7 +11,7 @@ rule tokenizer:
     benchmark:
         rule_benchmark("tokenizer.tsv")
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: 1
     resources:
         mem_mb=8000,
@@ -37,7 +37,7 @@ rule tokenize:
     wildcard_constraints:
         split="train|val",
     conda:
-        "../../envs/torch.yaml"
+        TORCH_ENV
     threads: 1
     resources:
         mem_mb=8000,
