@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ternarylm.config import resolve
-from ternarylm.layout import Layout
+from ternarylm.layout import Layout, pretrain_epochs
 from ternarylm.layout import runs as layout_runs
 
 # tokens per training document (WordPiece 30522). tinystories: the issue's ~200M tokens per
@@ -52,10 +52,9 @@ def corpus_train_tokens(config: dict[str, Any], corpus: str) -> int:
 def pretrain_runs(config: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per pretraining process: corpus, epochs, training tokens."""
     config = resolve(config)
-    main, train = config["main_corpus"], config["train"]
-    epochs = {main: train["epochs"]}  # F1's runs on other corpora train convergence.epochs
+    train = config["train"]
     runs = [
-        {"corpus": c, "epochs": epochs.get(c, config["convergence"]["epochs"]), "name": f"{c} {v} s{s}"}
+        {"corpus": c, "epochs": pretrain_epochs(config, c), "name": f"{c} {v} s{s}"}
         for c, v, s in layout_runs(config).pretrain  # the main run doubles as its convergence run
     ]
     seq, bs = config["model"]["seq_len"], train["batch_size"]

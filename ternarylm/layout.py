@@ -227,6 +227,14 @@ def runs(config: dict[str, Any]) -> Runs:
     )
 
 
+def pretrain_epochs(config: dict[str, Any], corpus: str) -> int:
+    """Epochs of a pretraining run on ``corpus``: convergence.epochs for F1's runs (a convergence
+    corpus other than the main one), else train.epochs."""
+    cfg = resolve(config)
+    f1 = corpus != cfg["main_corpus"] and corpus in cfg["convergence_corpora"]
+    return int(cfg["convergence" if f1 else "train"]["epochs"])
+
+
 class Plan(Layout):
     """The artifacts of one config: which runs exist and what each notebook reads and writes."""
 
@@ -272,7 +280,7 @@ class Plan(Layout):
         return list(self.runs.f1.get(corpus, []))
 
     def epochs(self, corpus: str) -> int:
-        return int(self._resolved["train" if corpus == self.main else "convergence"]["epochs"])
+        return pretrain_epochs(self._resolved, corpus)
 
     # the one list of each notebook's inputs: report.smk, `ternarylm report` and the notebooks
     def inputs(self, notebook: str) -> list[str]:

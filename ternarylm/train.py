@@ -37,6 +37,7 @@ import torch.nn as nn
 from ternarylm.checkpoint import Checkpoint, is_finite, restore_rng, rng_state
 from ternarylm.encode import load_tokens
 from ternarylm.io import UserError, write_csv
+from ternarylm.layout import pretrain_epochs
 from ternarylm.model import VARIANTS, ModelConfig, build_model, lm_loss, save_model, variant_config
 from ternarylm.trainkit import (  # noqa: F401  (resolve_device: re-exported for evaluate, benchmarks)
     PROGRESS_SECONDS,
@@ -386,14 +387,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", type=Path, help="recorded in config.json")
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--ckpt-dir", required=True, type=Path)
-    p.add_argument("--epochs", type=int, help="override train.epochs (convergence runs)")
+    p.add_argument("--epochs", type=int, help="default: train.epochs, off the main corpus convergence.epochs")
     p.add_argument("--threads", type=int, help="CPU threads (Snakemake passes {threads})")
 
 
 def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     tcfg = dict(config["train"])
-    if args.epochs:
-        tcfg["epochs"] = args.epochs
+    tcfg["epochs"] = args.epochs or pretrain_epochs(config, args.corpus)
     if args.threads:
         tcfg["threads"] = args.threads
     extra = {"corpus": args.corpus, "tokenizer": str(args.tokenizer) if args.tokenizer else None}

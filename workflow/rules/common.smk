@@ -94,23 +94,20 @@ MODEL_OUTPUTS = [model_file(c, v, s, "model.safetensors") for c, v, s in PRETRAI
 MODEL_OUTPUTS += [eval_json(*r) for r in RUNS.noncausal]
 
 
-def pretrain_cmd(epochs=""):
+def pretrain_cmd():
     return (
         "ternarylm pretrain --config {params.config} --corpus {wildcards.corpus}"
         " --variant {wildcards.variant} --seed {wildcards.seed}"
         " --train {input.train} --val {input.val} --tokenizer {input.tokenizer}"
-        " --out-dir $(dirname {output.model}) --ckpt-dir {params.ckpt} --threads {threads}"
-        + epochs
-        + " >> {log} 2>&1"
+        " --out-dir $(dirname {output.model}) --ckpt-dir {params.ckpt} --threads {threads} >> {log} 2>&1"
     )
 
 
-def finetune_cmd(backbone):
-    """``backbone``: ``--model DIR`` (a twin) or ``--backbone scratch`` (the random-init control)."""
+def finetune_cmd():
+    """``params.backbone``: ``--model DIR`` (a twin) or ``--backbone scratch`` (the random-init control)."""
     return (
-        "ternarylm finetune --config {params.config} --task {wildcards.task} "
-        + backbone
-        + " --tokenizer {input.tokenizer} --seed {wildcards.seed}"
+        "ternarylm finetune --config {params.config} --task {wildcards.task} {params.backbone}"
+        " --tokenizer {input.tokenizer} --seed {wildcards.seed}"
         " --out $(dirname {output.metrics}) --ckpt {params.ckpt} --threads {threads} >> {log} 2>&1"
     )
 

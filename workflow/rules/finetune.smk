@@ -37,36 +37,23 @@ rule finetune:
         runtime=120,
     params:
         **FINETUNE_PARAMS,
+        # a function of the inputs: Snakemake's params trigger skips it (the inputs already say it)
+        backbone=lambda w, input: f"--model {os.path.dirname(input.model)}",
     shell:
-        finetune_cmd("--model $(dirname {input.model})")
+        finetune_cmd()
 
 
-rule finetune_scratch:
-    # no model input: the backbone is built from the config's model section and the tokenizer's
-    # vocabulary (the ternary twin's step-0 weights for this seed)
+# no model input: the backbone is built from the config's model section and the tokenizer's
+# vocabulary (the ternary twin's step-0 weights for this seed)
+use rule finetune as finetune_scratch with:
     input:
         tokenizer=tokenizer_json(),
         data=finetune_data,
-    output:
-        metrics=finetune_file("{task}", "{variant}", "{seed}", "metrics.json"),
-        curve=finetune_file("{task}", "{variant}", "{seed}", "curve.csv"),
-    log:
-        log("finetune", "{task}_{variant}_seed{seed}.log"),
-    benchmark:
-        rule_benchmark("finetune", "{task}_{variant}_seed{seed}.tsv")
     wildcard_constraints:
         task="|".join(GLUE_TASKS),
         variant=SCRATCH,
         seed=r"\d+",
-    conda:
-        TORCH_ENV
-    threads: FINETUNE_THREADS
-    resources:
-        gpu=0 if FINETUNE_DEVICE == "cpu" else 1,
-        mem_mb=16000,
-        runtime=120,
     params:
         **FINETUNE_PARAMS,
+        backbone=lambda w, input: f"--backbone {w.variant}",
         model=config["model"],  # the architecture it builds: a model change reruns it
-    shell:
-        finetune_cmd(f"--backbone {SCRATCH}")

@@ -46,11 +46,7 @@ rule pretrain:
         pretrain_cmd()
 
 
-rule convergence:
-    input:
-        **PRETRAIN_INPUT,
-    output:
-        **PRETRAIN_OUTPUT,
+use rule pretrain as convergence with:
     log:
         log("convergence", "{corpus}_{variant}_seed{seed}.log"),
     benchmark:
@@ -59,18 +55,9 @@ rule convergence:
         corpus="|".join(c for c in config["convergence_corpora"] if c != MAIN) or "^$",
         variant=TWIN,
         seed=r"\d+",
-    conda:
-        TORCH_ENV
-    threads: TRAIN_THREADS
-    resources:
-        gpu=GPU,
-        mem_mb=16000,
-        runtime=240,
     params:
         config=CONFIG_FILE,
         ckpt=lambda w: ckpt_dir(w.corpus, w.variant, w.seed),
         model=config["model"],
         train=config["train"],
-        epochs=config["convergence"]["epochs"],
-    shell:
-        pretrain_cmd(" --epochs {params.epochs}")
+        epochs=config["convergence"]["epochs"],  # `ternarylm pretrain` reads it off the main corpus
