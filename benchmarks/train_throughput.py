@@ -169,12 +169,13 @@ def build(spec: dict[str, Any]):
     from ternarylm import train as T
     from ternarylm.model import ModelConfig, build_model
     from ternarylm.reference import count_reference_layers, swap_to_reference
+    from ternarylm.trainkit import resolve_device
 
     torch.set_num_threads(spec["threads"])
     variant, impl = spec["config"].split("/")
     naive = impl == "naive"
     precision = "fp32" if naive else spec["precision"]
-    device = T.resolve_device(spec["device"])
+    device = resolve_device(spec["device"])
     if device.type == "cuda":
         # as ternarylm.train.run_pretrain: TF32 on for the fast path; the seed ran true fp32 matmuls
         torch.backends.cuda.matmul.allow_tf32 = not naive

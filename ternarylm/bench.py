@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ternarylm.config import with_defaults
+from ternarylm.config import resolve
 from ternarylm.io import UserError, read_json, write_csv, write_json
 from ternarylm.layout import ROLE_COLUMN
 from ternarylm.provenance import provenance
@@ -122,7 +122,7 @@ def row_role(fmt: str, variant: str, device: str) -> str:
 
 def bench_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The ``bench:`` config section over config.yaml's, with ``threads`` resolved to a number."""
-    out = with_defaults(config, "bench")
+    out = resolve(config)["bench"]
     unknown = set(out["formats"]) - set(FORMATS)
     if unknown:
         raise UserError(f"bench.formats: unknown {sorted(unknown)} (choose from {list(FORMATS)})")
@@ -212,7 +212,7 @@ def _bench_model(
     model_dir: Path, settings, device: str, tokenizer, tmp: Path, have_llama: bool
 ) -> list[dict]:
     mcfg = read_json(model_dir / "config.json")["model"]
-    variant = mcfg.get("linear", "fp32")
+    variant = mcfg["linear"]
     n_params = _count_params(model_dir)
     rows = []
     for fmt, batches in plan(variant, settings, device, have_llama):
@@ -395,7 +395,7 @@ def run(args: argparse.Namespace, config: dict) -> None:
     if bool(args.models) == bool(args.make_random):
         raise UserError("give exactly one of --models DIR... or --make-random DIR")
     if args.make_random:
-        model_dirs = make_random_twins((config or {}).get("model", {}), args.make_random, settings["seed"])
+        model_dirs = make_random_twins(resolve(config)["model"], args.make_random, settings["seed"])
     else:
         model_dirs = args.models
     if args.tokenizer is not None and not args.tokenizer.exists():

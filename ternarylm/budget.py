@@ -38,13 +38,14 @@ def corpus_train_tokens(config: dict[str, Any], corpus: str) -> int:
     """Training tokens of one epoch of ``corpus``: measured if tokenized already, else estimated."""
     import json
 
+    config = resolve(config)
     meta = Path(Layout(config["results_dir"]).tokens(corpus, "train", "json"))
     if meta.exists():
         return int(json.loads(meta.read_text())["n_tokens"])
     if corpus == "shakespeare":
-        frac = (config.get("corpora") or {}).get("shakespeare", {}).get("val_fraction", 0.1)
+        frac = config["corpora"]["shakespeare"]["val_fraction"]
         return int(SHAKESPEARE_TOKENS * (1 - frac))
-    c = (config.get("corpora") or {}).get(corpus, {})
+    c = config["corpora"].get(corpus) or {}
     docs = c.get("max_train_docs") or c.get("train_docs") or 0
     return int(docs * TOKENS_PER_DOC.get(corpus, 222))
 
@@ -60,7 +61,7 @@ def pretrain_runs(config: dict[str, Any]) -> list[dict[str, Any]]:
     seq, bs = config["model"]["seq_len"], train["batch_size"]
     for r in runs:
         tokens = corpus_train_tokens(config, r["corpus"]) * r["epochs"]
-        if train.get("max_steps"):
+        if train["max_steps"]:
             tokens = min(tokens, train["max_steps"] * bs * seq)
         r["tokens"] = tokens
     return runs
@@ -68,39 +69,39 @@ def pretrain_runs(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 def stage_seconds(config: dict[str, Any], tokens_per_s: float) -> list[tuple[str, float, str]]:
     """(stage, seconds, how it was computed) for the whole preset at ``tokens_per_s`` training throughput."""
+    config = resolve(config)
     train, seq = config["train"], config["model"]["seq_len"]
     step_tokens = train["batch_size"] * seq
     runs = pretrain_runs(config)
     tokens = sum(r["tokens"] for r in runs)
     steps = tokens / step_tokens
     evals = steps / train["eval_every"] + sum(r["epochs"] for r in runs)
-    eval_tokens = evals * (train.get("eval_batches") or 50) * step_tokens
+    eval_tokens = evals * train["eval_batches"] * step_tokens
     # checkpoints come by wall clock (ckpt_minutes, per process) plus every ckpt_every steps if set
-    minutes = train.get("ckpt_minutes")
+    minutes = train["ckpt_minutes"]
     n_ckpt = tokens / tokens_per_s / (60 * minutes) if minutes else 0.0
-    n_ckpt += steps / train["ckpt_every"] if train.get("ckpt_every") else 0.0
+    n_ckpt += steps / train["ckpt_every"] if train["ckpt_every"] else 0.0
     cadence = " + ".join(
         [f"every {minutes} min"] * bool(minutes)
-        + [f"every {train.get('ckpt_every')} steps"] * bool(train.get("ckpt_every"))
+        + [f"every {train['ckpt_every']} steps"] * bool(train["ckpt_every"])
     )
-    ev = config.get("evaluate") or {}
-    controls = config.get("controls") or {}
+    ev, plan = config["evaluate"], layout_runs(config)
     # evaluated models: the twins and the fp32-noncausal control; fine-tuned backbones: the twins and scratch
-    n_models = (len(config["variants"]) + bool(controls.get("noncausal"))) * len(config["seeds"])
-    n_backbones = (len(config["variants"]) + bool(controls.get("scratch"))) * len(config["seeds"])
-    c = (config.get("corpora") or {}).get(config["main_corpus"], {})
+    n_models = len(plan.main) + len(plan.noncausal)
+    n_backbones = len(plan.backbones) * len(config["seeds"])
+    c = config["corpora"].get(config["main_corpus"]) or {}
     val_frac = (c.get("max_val_docs") or 1) / (c.get("max_train_docs") or 1)
     val_tokens = corpus_train_tokens(config, config["main_corpus"]) * val_frac  # whole val split
-    eval_stage_tokens = n_models * ((ev.get("train_batches") or 0) * step_tokens + val_tokens)
-    ft = config.get("finetune") or {}
+    eval_stage_tokens = n_models * ((ev["train_batches"] or 0) * step_tokens + val_tokens)
+    ft = config["finetune"]
     ft_steps = ft_tokens = 0.0
-    for task in ft.get("tasks", []):
+    for task in ft["tasks"]:
         n = FINETUNE_TRAIN_EXAMPLES.get(task, 0)
-        ft_steps += ft.get("epochs", 3) * math.ceil(n / ft.get("batch_size", 32)) * n_backbones
-        ft_tokens += ft.get("epochs", 3) * n * FINETUNE_TOKENS_PER_EXAMPLE.get(task, 64) * n_backbones
+        ft_steps += ft["epochs"] * math.ceil(n / ft["batch_size"]) * n_backbones
+        ft_tokens += ft["epochs"] * n * FINETUNE_TOKENS_PER_EXAMPLE.get(task, 64) * n_backbones
     ft_s = max(ft_steps * FINETUNE_EAGER_STEP_S, ft_tokens / tokens_per_s)
-    b = config.get("bench") or {}
-    bench_rows = len(b.get("formats", [])) * len(b.get("batch_sizes", [1])) * len(b.get("devices", ["cpu"]))
+    b = config["bench"]
+    bench_rows = len(b["formats"]) * len(b["batch_sizes"]) * len(b["devices"])
     return [
         (f"pretrain: {len(runs)} runs", tokens / tokens_per_s, f"{tokens / 1e9:.2f}B tokens"),
         (
@@ -116,11 +117,11 @@ def stage_seconds(config: dict[str, Any], tokens_per_s: float) -> list[tuple[str
         ),
         ("evaluate stage", eval_stage_tokens * EVAL_COST / tokens_per_s, f"{n_models} models"),
         (
-            f"fine-tune: {n_backbones * len(ft.get('tasks', []))} runs",
+            f"fine-tune: {n_backbones * len(ft['tasks'])} runs",
             ft_s,
             f"{ft_steps:.0f} eager steps (launch-bound {FINETUNE_EAGER_STEP_S * 1e3:.0f} ms or tokens)",
         ),
-        ("bench", bench_rows * b.get("budget_s", 30.0), f"<= {bench_rows} format x batch rows x budget_s"),
+        ("bench", bench_rows * b["budget_s"], f"<= {bench_rows} format x batch rows x budget_s"),
     ]
 
 

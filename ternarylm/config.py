@@ -31,15 +31,11 @@ def _defaults() -> dict[str, Any]:
     return yaml.safe_load(DEFAULTS_PATH.read_text(encoding="utf-8"))
 
 
-def with_defaults(config: dict[str, Any], section: str) -> dict[str, Any]:
-    """``config[section]`` over the root config.yaml's: a stage run by hand with a partial config
-    gets the same defaults as the pipeline (there is no second defaults dict to disagree)."""
-    return {**copy.deepcopy(_defaults()[section]), **((config or {}).get(section) or {})}
-
-
 def resolve(config: dict[str, Any] | None) -> dict[str, Any]:
     """``config`` merged over the root config.yaml, as Snakemake merges ``--configfile`` presets:
-    every key a partial config lacks takes its one default."""
+    every key a partial config lacks takes its one default (there is no second defaults dict to
+    disagree). The CLI resolves once at load; library functions that take a config resolve it too,
+    so a hand-built partial dict gets the same values."""
     return merge(_defaults(), config or {})
 
 

@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ternarylm.config import resolve
 from ternarylm.io import UserError, write_json, write_text
 from ternarylm.provenance import provenance
 from ternarylm.synthetic import synthetic_corpus
@@ -93,7 +94,7 @@ def _shakespeare_split(text: str, split: str, val_fraction: float) -> list[str]:
 
 def load_local(corpus: str, split: str, config: dict[str, Any]) -> tuple[list[str], list[Path]]:
     data_dir = Path(config["data_dir"])
-    ccfg = config.get("corpora", {}).get(corpus, {})
+    ccfg = resolve(config)["corpora"].get(corpus) or {}
     path = data_dir / LOCAL_FILES[corpus][split]
     if corpus == "writingprompts" and not path.exists():
         raise UserError(
@@ -102,7 +103,7 @@ def load_local(corpus: str, split: str, config: dict[str, Any]) -> tuple[list[st
         )
     text = read_text_file(path)
     if corpus == "shakespeare":
-        docs = _shakespeare_split(text, split, float(ccfg.get("val_fraction", 0.1)))
+        docs = _shakespeare_split(text, split, float(ccfg["val_fraction"]))
     else:
         docs = split_docs(text)
     return _limit(docs, ccfg.get(f"max_{split}_docs")), [path]
@@ -112,7 +113,7 @@ def load_hf(corpus: str, split: str, config: dict[str, Any]) -> list[str]:  # pr
     import datasets
 
     repo, name, splits = HF_IDS[corpus]
-    n = config.get("corpora", {}).get(corpus, {}).get(f"max_{split}_docs")
+    n = (resolve(config)["corpora"].get(corpus) or {}).get(f"max_{split}_docs")
     hf_split = splits[split] + (f"[:{n}]" if n else "")
     ds = datasets.load_dataset(repo, name, split=hf_split)
     if corpus == "writingprompts":
@@ -129,8 +130,7 @@ def load_corpus(corpus: str, split: str, config: dict[str, Any]) -> tuple[list[s
         raise UserError(f"unknown corpus {corpus!r}; choose from {', '.join(CORPORA)}")
     source = config["data_source"]
     if source == "synthetic" or corpus == "synthetic":
-        scfg = config.get("corpora", {}).get("synthetic", {})
-        n = int(scfg.get(f"{split}_docs", 4000 if split == "train" else 400))
+        n = int(resolve(config)["corpora"]["synthetic"][f"{split}_docs"])
         return synthetic_corpus(n, seed=0 if split == "train" else 1), []
     if source == "local":
         return load_local(corpus, split, config)

@@ -16,25 +16,28 @@ from typing import Any
 
 import torch
 
+from ternarylm.config import resolve
 from ternarylm.encode import load_tokens
 from ternarylm.io import UserError, write_json
 from ternarylm.model import load_model
 from ternarylm.provenance import provenance
-from ternarylm.train import TokenWindows, autocast_context, evaluate_loss, resolve_device
+from ternarylm.train import TokenWindows, evaluate_loss
+from ternarylm.trainkit import autocast_context, resolve_device
 
 log = logging.getLogger("ternarylm.evaluate")
 
 
 def evaluate_model(model_dir: Path, train_bin: Path, val_bin: Path, config: dict[str, Any]) -> dict[str, Any]:
-    tcfg, ecfg = config["train"], config.get("evaluate", {})
-    device = resolve_device(tcfg.get("device", "auto"))
+    config = resolve(config)
+    tcfg, ecfg = config["train"], config["evaluate"]
+    device = resolve_device(tcfg["device"])
     model = load_model(model_dir, device)
-    ctx = autocast_context(device, tcfg.get("precision", "auto"))
+    ctx = autocast_context(device, tcfg["precision"])
     ls, bs, L = float(tcfg["label_smoothing"]), int(tcfg["batch_size"]), model.cfg.seq_len
     out: dict[str, Any] = {"model_dir": str(model_dir), "label_smoothing": ls, "params": model.num_params()}
     for split, path, n_batches in (
-        ("val", val_bin, ecfg.get("val_batches")),
-        ("train", train_bin, ecfg.get("train_batches", 200)),
+        ("val", val_bin, ecfg["val_batches"]),
+        ("train", train_bin, ecfg["train_batches"]),
     ):
         w = TokenWindows(load_tokens(path, model.cfg.vocab_size), L, str(path))
         ce, sm = evaluate_loss(model, w, bs, n_batches, ctx, device, ls)

@@ -64,7 +64,7 @@ from ternarylm.classifier import (
     special_ids,
     split_heldout,
 )
-from ternarylm.config import with_defaults
+from ternarylm.config import resolve
 from ternarylm.glue import (
     PAIR_TASKS,
     PRIMARY_METRIC,
@@ -106,11 +106,11 @@ def settings(config: dict[str, Any]) -> dict[str, Any]:
     Types and ranges are the config schema's job (checked before any stage runs); only what a
     schema cannot say is resolved here: fallbacks to the train section and to ``batch_size``.
     """
-    ft = with_defaults(config, "finetune")
-    train = config.get("train") or {}
-    for key, fallback in (("precision", "auto"), ("device", "auto"), ("threads", None)):
+    config = resolve(config)
+    ft, train = config["finetune"], config["train"]
+    for key in ("precision", "device", "threads"):
         if ft[key] is None:
-            ft[key] = train.get(key, fallback)
+            ft[key] = train[key]
     if ft["eval_batch_size"] is None:
         ft["eval_batch_size"] = 2 * ft["batch_size"]
     return ft
@@ -441,7 +441,7 @@ def _load_backbone(
         if seed is None:
             raise UserError("--backbone scratch needs --seed (there is no pretraining run to take it from)")
         # the ternary twin's pretraining model (train.plan_steps builds the same config) at step 0
-        cfg = variant_config(with_defaults(config, "model"), "ternary", vocab_size)
+        cfg = variant_config(resolve(config)["model"], "ternary", vocab_size)
         return build_model(cfg, seed=seed).to(device), SCRATCH, seed, {SCRATCH: cfg.to_dict()}
     require_causal(model_dir, "fine-tune (the classifier's right padding needs a causal model)")
     meta = read_json(model_dir / "config.json")
@@ -512,7 +512,7 @@ def finetune(
         "backbone_linear": backbone.cfg.linear,
         "n_bitlinear": n_bitlinear,
         "tokenizer": str(tokenizer_path),
-        "data_source": config.get("data_source", "hf"),
+        "data_source": resolve(config)["data_source"],
         "primary_metric": PRIMARY_METRIC[task],
         "units": "percent (accuracy, F1 of label 1, MCC x 100)",
         "selected_epoch": selection["epoch"],

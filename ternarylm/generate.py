@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ternarylm.config import resolve
 from ternarylm.io import UserError, require, write_json
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("ternarylm.generate")
-MAX_NEW_TOKENS = 64
 
 
 def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int = 0, generator=None) -> torch.Tensor:
@@ -303,7 +303,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-new-tokens",
         type=_int_at_least(1),
-        help=f"at least 1; default: config generate.max_new_tokens or {MAX_NEW_TOKENS}",
+        help="at least 1; default: config generate.max_new_tokens",
     )
     p.add_argument("--temperature", type=_non_negative_float, default=0.0, help="0 = greedy")
     p.add_argument("--top-k", type=_int_at_least(0), default=0, help="0 = no top-k filter")
@@ -340,7 +340,7 @@ def run(args: argparse.Namespace, config: dict) -> None:
         raise UserError(f"{args.tokenizer}: no [SEP] token")
     max_new = args.max_new_tokens
     if max_new is None:  # never `or`: an explicit value always wins
-        max_new = int((config or {}).get("generate", {}).get("max_new_tokens", MAX_NEW_TOKENS))
+        max_new = int(resolve(config)["generate"]["max_new_tokens"])
     texts = args.prompt or ["Once upon a time"]
     prompts = [[sep, *tok.encode(t).ids] for t in texts for _ in range(args.num_samples)]
     kw: dict[str, Any] = dict(temperature=args.temperature, top_k=args.top_k, seed=args.seed, stop_id=sep)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ternarylm.config import resolve
 from ternarylm.io import UserError
 
 TASKS = ("mrpc", "sst2", "cola")
@@ -71,7 +72,7 @@ def has_split(task: str, split: str) -> bool:
 
 
 def local_path(config: dict[str, Any], task: str, split: str) -> Path:
-    return Path(config.get("data_dir", "data")) / LOCAL_FILES[(task, split)]
+    return Path(resolve(config)["data_dir"]) / LOCAL_FILES[(task, split)]
 
 
 def load_split(task: str, split: str, config: dict[str, Any]) -> list[Example]:
@@ -79,7 +80,7 @@ def load_split(task: str, split: str, config: dict[str, Any]) -> list[Example]:
     check_task(task)
     if split not in SPLITS or not has_split(task, split):
         raise UserError(f"task {task!r} has no labeled {split!r} split")
-    source = config.get("data_source", "hf")
+    source = resolve(config)["data_source"]
     if source == "synthetic":
         return load_synthetic(task, split)
     if source == "local" or (source == "hf" and split == "test"):

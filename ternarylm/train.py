@@ -35,18 +35,18 @@ import torch
 import torch.nn as nn
 
 from ternarylm.checkpoint import Checkpoint, is_finite, restore_rng, rng_state
+from ternarylm.config import resolve
 from ternarylm.encode import load_tokens
 from ternarylm.io import UserError, write_csv
 from ternarylm.layout import pretrain_epochs
 from ternarylm.model import VARIANTS, ModelConfig, build_model, lm_loss, save_model, variant_config
-from ternarylm.trainkit import (  # noqa: F401  (resolve_device: re-exported for evaluate, benchmarks)
+from ternarylm.trainkit import (
     PROGRESS_SECONDS,
     Progress,
     Timer,
     autocast_context,
     fingerprint,
     make_optimizer,
-    resolve_device,
     setup_device,
     stop_signals,
     threads_for_fingerprint,
@@ -54,10 +54,6 @@ from ternarylm.trainkit import (  # noqa: F401  (resolve_device: re-exported for
 
 log = logging.getLogger("ternarylm.train")
 METRIC_FIELDS = ["step", "epoch", "tokens", "train_loss", "val_loss", "val_ce", "lr", "tokens_per_s"]
-
-
-# resolve_device, autocast_context and make_optimizer live in trainkit (shared with finetune); they
-# are imported above and stay reachable here for evaluate and the throughput benchmark
 
 
 def make_scheduler(opt: torch.optim.Optimizer, tcfg: dict[str, Any], total_steps: int):
@@ -300,8 +296,9 @@ def _eval_row(job: PretrainJob, plan: Plan, run: Run, fmodel, ctx, train_loss: f
 
 def _loop(job: PretrainJob, plan: Plan, run: Run, ckpt: Checkpoint, fp: str, stop_after: int | None):
     tcfg, bs, spe, total = job.tcfg, plan.batch_size, plan.steps_per_epoch, plan.total
-    ctx = autocast_context(run.device, tcfg.get("precision", "auto"))
-    fmodel = maybe_compile(run.model, tcfg.get("compile", "auto"), run.device)
+    opts = resolve({"train": tcfg})["train"]
+    ctx = autocast_context(run.device, opts["precision"])
+    fmodel = maybe_compile(run.model, opts["compile"], run.device)
     fmodel.train()
     eval_every, log_every = int(tcfg["eval_every"]), int(tcfg["log_every"])
     ckpt_every = int(tcfg.get("ckpt_every") or 0)
@@ -352,7 +349,8 @@ def run_pretrain(job: PretrainJob, stop_after: int | None = None) -> list[dict[s
     ``stop_after`` (tests) saves a checkpoint and raises SystemExit after that many steps.
     """
     tcfg = job.tcfg
-    device = setup_device(tcfg.get("device", "auto"), tcfg.get("threads"))
+    opts = resolve({"train": tcfg})["train"]  # what a hand-built job omits takes config.yaml's value
+    device = setup_device(opts["device"], tcfg.get("threads"))  # None: torch's own thread count
     plan = plan_steps(job)
     model = build_model(plan.mcfg, seed=job.seed).to(device)  # sparsity's frac_zero_init rebuilds this
     opt = make_optimizer(model, tcfg, device)
@@ -373,7 +371,7 @@ def run_pretrain(job: PretrainJob, stop_after: int | None = None) -> list[dict[s
             model, job.out_dir, {"train": tcfg, "variant": job.variant, "seed": job.seed, **(job.extra or {})}
         )
         write_csv(Path(job.out_dir) / "metrics.csv", run.rows, METRIC_FIELDS)
-        if not tcfg.get("keep_checkpoint", False):
+        if not opts["keep_checkpoint"]:
             shutil.rmtree(job.ckpt_dir, ignore_errors=True)
     return run.rows
 
