@@ -9,7 +9,6 @@ files the comparability reasons read: tokenizer.json, manifests) to the paper's 
 
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 import yaml
 
 from ternarylm.bench import row_role
+from ternarylm.config import merge
 from ternarylm.io import write_csv, write_json
 from ternarylm.model import build_model, save_model
 from ternarylm.report import paper
@@ -26,13 +26,6 @@ from ternarylm.report.formats import NONCAUSAL, SCRATCH
 from ternarylm.sparsity import FIELDS, sparsity_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 FAKE = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_workflow, job_counts, snakemake
+from helpers import copy_workflow, job_counts, snakemake
 
 
 @pytest.fixture(scope="module")

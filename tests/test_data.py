@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from helpers import SHARED_DATA
 
 from ternarylm.data import DOC_SEP, load_corpus, read_docs, split_docs
 from ternarylm.encode import encode_docs, load_tokens

@@ -115,7 +115,7 @@ def test_cpu_stages_never_claim_a_device(tmp_path, monkeypatch):
 
 def test_default_profile_allows_as_many_gpu_jobs_as_visible_gpus(tmp_path):
     """No --workflow-profile: Snakemake reads profiles/default, which sets gpu=<visible GPUs>."""
-    from conftest import copy_workflow, snakemake
+    from helpers import copy_workflow, snakemake
 
     wd = copy_workflow(tmp_path / "wf")
     target = ("results/data/synthetic/train.txt", "--configfile", "workflow/presets/smoke.yaml")

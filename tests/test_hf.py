@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT, SHARED_DATA
+from helpers import ROOT, SHARED_DATA
 
 transformers = pytest.importorskip("transformers", reason="needs the [eval] extra (transformers)")
 

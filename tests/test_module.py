@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, copy_workflow, snakemake
+from helpers import ROOT, copy_workflow, snakemake
 
 SMOKE = "workflow/presets/smoke.yaml"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 from ternarylm.model import build_model, save_model
 from ternarylm.tokenizer import load_tokenizer

@@ -345,7 +345,7 @@ def test_report_rules_read_exactly_what_the_notebooks_read(tmp_path):
     bound late would hand every rule the last notebook's list)."""
     import re
 
-    from conftest import copy_workflow, snakemake
+    from helpers import copy_workflow, snakemake
 
     from ternarylm.config import merge
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 import yte
-from conftest import ROOT, copy_workflow, job_counts, snakemake
+from helpers import ROOT, copy_workflow, job_counts, snakemake
 
 PROFILES = ROOT / "workflow" / "profiles"
 SMOKE = "workflow/presets/smoke.yaml"
@@ -45,14 +45,19 @@ def profile(name: str) -> dict:
 
 
 def rules_in_workflow() -> dict[str, str]:
-    """{rule name: body text} of workflow/rules/*.smk."""
-    rules = {}
+    """{rule name: body text} of workflow/rules/*.smk; a ``use rule A as B with:`` rule's body is
+    A's followed by its own overrides (Snakemake's inheritance)."""
+    rules, parents = {}, {}
+    head = re.compile(r"^(?:(?:rule|checkpoint)\s+(\w+)|use rule (\w+) as (\w+) with)\s*:", re.M)
     for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
         text = smk.read_text()
-        heads = list(re.finditer(r"^(?:rule|checkpoint)\s+(\w+)\s*:", text, re.M))
+        heads = list(head.finditer(text))
         for i, m in enumerate(heads):
-            rules[m.group(1)] = text[m.end() : heads[i + 1].start() if i + 1 < len(heads) else len(text)]
-    return rules
+            name = m.group(1) or m.group(3)
+            rules[name] = text[m.end() : heads[i + 1].start() if i + 1 < len(heads) else len(text)]
+            if m.group(2):
+                parents[name] = m.group(2)
+    return {name: rules.get(parents.get(name), "") + body for name, body in rules.items()}
 
 
 def gpu_rules() -> set[str]:
@@ -91,6 +96,52 @@ def test_every_gpu_rule_is_routed():
     for rule in gpus:
         assert slurm.get(rule, {}).get("slurm_partition"), f"slurm profile: {rule} has no GPU partition"
         assert local.get(rule, {}).get("gpu") == 0, f"slurm-local profile: {rule} would ask for a GPU"
+
+
+def unrouted(prof: dict, rules: set[str]) -> list[str]:
+    """The rules of ``rules`` that profile ``prof`` gives no set-resources entry."""
+    return sorted(r for r in rules if not (prof.get("set-resources") or {}).get(r))
+
+
+def gpu_jobs(tmp_path: Path) -> dict[str, set[str]]:
+    """{rule: `ternarylm` stages its jobs run} of every job that asks for a GPU in a dry run of the
+    paper preset with bench on cpu and cuda (4 GPUs offered, so no request is capped to 0)."""
+    wd = copy_workflow(tmp_path / "wf")
+    (tmp_path / "cuda.yaml").write_text(yaml.safe_dump({"bench": {"devices": ["cpu", "cuda"]}}))
+    out = snakemake(
+        wd, "-n", "-p", "--resources", "gpu=4", "--configfile", str(tmp_path / "cuda.yaml"), check=True
+    )
+    jobs, rule, gpu = {}, None, False
+    for line in out.stdout.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):", line):
+            rule, gpu = m.group(1), False
+        elif line.startswith("    resources: "):
+            gpu = re.search(r"\bgpu=[1-9]", line) is not None
+        elif gpu and (m := re.match(r"^Shell command: ternarylm (\S+)", line)):
+            jobs.setdefault(rule, set()).add(m.group(1))
+    return jobs
+
+
+def test_slurm_profiles_route_every_gpu_rule_and_gpu_stages_agree(tmp_path):
+    """The three places that name the GPU work agree: the rules that ask for a GPU (what Snakemake
+    plans, inheritance included), both SLURM profiles' set-resources, and gpus.GPU_STAGES."""
+    from ternarylm.gpus import GPU_STAGES
+
+    jobs = gpu_jobs(tmp_path)
+    gpus = set(jobs)
+    assert {"pretrain", "convergence", "evaluate", "finetune", "finetune_scratch", "bench"} <= gpus
+    assert gpus == gpu_rules(), "the rules' text and the planned jobs disagree on which ask for a GPU"
+    for name in ("slurm", "slurm-local"):
+        prof = profile(name)
+        assert unrouted(prof, gpus) == [], f"profile {name}"
+        for rule in gpus:  # the check bites: a profile that drops any one GPU rule is caught
+            prof_without = {
+                **prof,
+                "set-resources": {k: v for k, v in prof["set-resources"].items() if k != rule},
+            }
+            assert unrouted(prof_without, gpus) == [rule]
+    # the CLI pins a GPU for exactly the stages the GPU rules run
+    assert set().union(*jobs.values()) == set(GPU_STAGES)
 
 
 @pytest.mark.skipif(not has_plugin(), reason="needs snakemake-executor-plugin-slurm")

@@ -1,0 +1,79 @@
+"""Shared test helpers (plain functions and constants; fixtures live in conftest.py): the repository
+paths, a copy of the workflow, a snakemake runner and its job counts, and tiny model/train configs.
+Import them with ``from helpers import ...``; no test imports from conftest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+# what a user's clone holds for running the workflow (profiles: the link to workflow/profiles, so the
+# default profile applies as it does for users; config: the snakedeploy view of config.yaml)
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "config", "workflow", "profiles", "envs", "notebooks")
+
+
+def copy_workflow(dst: Path) -> Path:
+    """Copy the workflow definition (not results) into ``dst`` so tests never touch the repo's results/."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, dirs_exist_ok=True)
+        elif src.exists():
+            shutil.copy2(src, dst / name)
+    return dst
+
+
+def snakemake(
+    cwd: Path, *args: str, check: bool = False, timeout: int = 1200, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run snakemake in ``cwd`` (targets/options first, then e.g. ``--configfile``)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of ``snakemake -n`` into {rule: count}."""
+    counts: dict[str, int] = {}
+    lines = dry_run_output.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("Job stats"):
+            for row in lines[i + 3 :]:
+                parts = row.split()
+                if len(parts) != 2 or not parts[1].isdigit():
+                    break
+                counts[parts[0]] = int(parts[1])
+            break
+    return counts
+
+
+# the smallest model every stage accepts (d_model and FFN multiples of 64, an even head size)
+TINY_MODEL: dict[str, Any] = dict(d_model=64, n_layers=2, n_heads=4, ffn_hidden=128, seq_len=32, dropout=0.0)
+
+
+def tiny_model(**overrides: Any) -> dict[str, Any]:
+    """A tiny model config section (``TINY_MODEL`` with ``overrides``), a fresh dict each call."""
+    return {**TINY_MODEL, **overrides}
+
+
+def dry_run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``snakemake -n`` in ``cwd`` (a :func:`copy_workflow`), failing the test if it does not plan."""
+    return snakemake(cwd, "-n", *args, check=True)
