@@ -26,12 +26,12 @@ TOKENS_PER_DOC = {"tinystories": 222, "writingprompts": 1000, "synthetic": 60}
 SHAKESPEARE_TOKENS = 300_000  # 1.1M characters at ~3.7 characters per token (estimate)
 FINETUNE_TRAIN_EXAMPLES = {"mrpc": 3668, "sst2": 67349, "cola": 8551}  # GLUE train splits
 FINETUNE_TOKENS_PER_EXAMPLE = {"mrpc": 64, "sst2": 32, "cola": 32}  # padded bucket (estimate)
-# uncompiled fine-tuning is launch-bound: ~4k kernels per ternary step (issue 16 item 4) x ~8 us
+# uncompiled fine-tuning is launch-bound: ~4k kernel launches per ternary step (profiled) x ~8 us
 FINETUNE_EAGER_STEP_S = 4000 * 8e-6
 COMPILE_S = 60.0  # torch.compile of the paper model, per pretraining process (estimate)
-CKPT_S = 3.9  # one 1.58 GB checkpoint (measured on CPU disk, issue 16 item 5)
+CKPT_S = 3.9  # one 1.58 GB checkpoint (measured on CPU disk)
 EVAL_COST = 1 / 3  # a forward-only token costs about a third of a training token
-THROUGHPUTS = {"target (design §5)": 500_000, "seed notebook": 46_000}
+THROUGHPUTS = {"target": 500_000, "seed notebook": 46_000}  # target: benchmarks/gpu/README.md
 
 
 def corpus_train_tokens(config: dict[str, Any], corpus: str) -> int:

@@ -1,4 +1,4 @@
-"""The paper preset's time budget is computed from the config (issue 16 item 3), not typed."""
+"""The paper preset's time budget is computed from the config, not typed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Checkpoints a resume can trust (issue 16 items 1, 5, 12, 13, 17), on the pretraining path."""
+"""Checkpoints a resume can trust, on the pretraining path."""
 
 from __future__ import annotations
 

@@ -379,7 +379,7 @@ def test_settings_defaults_and_fallbacks():
     assert (s["threads"], s["eval_batch_size"], s["device"]) == (3, 5, "cpu")
 
 
-# --- resumable state (issue 16 items 11, 12, 17) ---------------------------------------------
+# --- resumable state: per-epoch checkpoints a rerun resumes from -----------------------------
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""benchmarks/gpu/first_run.sh dry-runs on CPU (issue 16 item 9): every step passes and writes
+"""benchmarks/gpu/first_run.sh dry-runs on CPU: every step passes and writes
 its output, and both interrupted runs log that they resumed."""
 
 from __future__ import annotations

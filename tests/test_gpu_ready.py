@@ -1,4 +1,4 @@
-"""The GPU fast paths, exercised on CPU (issue 16 items 6, 7, 8): eval-mode weight caches, the
+"""The GPU fast paths, exercised on CPU: eval-mode weight caches, the
 padded output layer, model+loss compiled as one graph without eval recompiles."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One GPU per job (issue 16 item 2), on CPU with a fake device count: concurrent GPU jobs get
+"""One GPU per job, on CPU with a fake device count: concurrent GPU jobs get
 distinct devices, never more jobs than devices, a scheduler's CUDA_VISIBLE_DEVICES is respected."""
 
 from __future__ import annotations

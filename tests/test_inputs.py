@@ -1,4 +1,4 @@
-"""Hostile inputs (issue 16 items 14-16, 18; issue 14 items 3, 8): bad configs, broken artifacts,
+"""Hostile inputs: bad configs, broken artifacts,
 bad CLI arguments, interrupted or failing writes, missing optional dependencies.
 Each is one clear line naming the key or file and exit status 2 -- never a traceback or exit 0."""
 
@@ -66,7 +66,7 @@ def _one_error_line(capfd) -> str:
     return lines[0]
 
 
-# --- item 14 / issue 14 item 3: the CLI validates the config like the Snakefile -----------------------
+# --- the CLI validates the config like the Snakefile -----------------------------------------------
 @pytest.mark.parametrize(
     "section, change, key",
     [
@@ -403,7 +403,7 @@ def test_torch_save_on_full_disk(tmp_path, monkeypatch):
             torch.save({"x": torch.zeros(3)}, tmp)
 
 
-# --- issue 14 item 8: missing optional dependencies ----------------------------------------------------
+# --- missing optional dependencies -------------------------------------------------------------------
 def test_missing_optional_dependency_names_the_extra(gen_setup, capfd, monkeypatch):
     from ternarylm.io import require
 

@@ -1,4 +1,4 @@
-"""Provenance (issue 13 item 5): every artifact JSON says which commit, command, device and
+"""Provenance: every artifact JSON says which commit, command, device and
 threads made it; the git state is that of the package's checkout, "unknown" outside one.
 
 The stages run as real ``python -m ternarylm`` processes so the recorded command is the real one.

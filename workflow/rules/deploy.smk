@@ -1,4 +1,4 @@
-# deploy: ready-to-publish forms of seed SEEDS[0] of each main-corpus twin (issue 15):
+# deploy: ready-to-publish forms of seed SEEDS[0] of each main-corpus twin:
 #   results/deploy/{variant}/ternarylm-{variant}.gguf   llama.cpp (TQ2_0 ternary / F16 fp32 twin)
 #   results/deploy/{variant}/hf/                        transformers LlamaForCausalLM + model card
 #   results/deploy/ternary/hf-bitnet/                   transformers' bitnet form (W1.58A8)
