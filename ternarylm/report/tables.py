@@ -1,6 +1,9 @@
 """Table builders: T1-T6 and the F1/F2/F3 data, each a DataFrame read from the artifacts.
 
 Numbers are mean ± sample std (ddof=1) over seeds; a stage the config does not run is "not run".
+This module holds the pretraining and fine-tuning tables; T6 is in ``efficiency_tables``, F2 in
+``sparsity_tables``, the shared ``Stat``/``aggregate``/``write_table`` in ``tablekit``; all are
+re-exported here, so ``tables.t6_efficiency`` and the like keep working.
 """
 
 from __future__ import annotations
@@ -8,25 +11,39 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ternarylm.io import write_csv
+from ternarylm.layout import NONCAUSAL, SCRATCH
 from ternarylm.report.artifacts import Artifacts, require
-from ternarylm.report.formats import NONCAUSAL, ROLE_COLUMN, SCRATCH
+from ternarylm.report.efficiency_tables import (  # noqa: F401  (re-exported)
+    BENCH_COLUMNS,
+    bench_all,
+    bench_table,
+    device_kind,
+    normalize_bench,
+    pick_rows,
+    t6_efficiency,
+)
 from ternarylm.report.paper import (
     CITED_GLUE,
-    GAUSS_ZERO_FRAC,
     NOT_RUN,
     PAPER,
     TASK_METRIC,
     TASK_PAPER_KEY,
     VARIANT_NAMES,
 )
+from ternarylm.report.sparsity_tables import (  # noqa: F401  (re-exported)
+    gaussian_zero_pct,
+    paper_layer_at_depth,
+    sparsity_layers,
+    sparsity_long,
+    sparsity_modules,
+)
+from ternarylm.report.tablekit import Stat, aggregate, write_table  # noqa: F401  (re-exported)
 
 # what the tables and figures call each pretrained model / fine-tuning backbone (twins and controls)
 MODEL_NAMES = VARIANT_NAMES | {NONCAUSAL: "FP32, no causal mask", SCRATCH: "random init (scratch)"}
@@ -35,52 +52,6 @@ CONTROL_NOTES = {
     NONCAUSAL: "control: FP32 twin without the causal mask (the authors' notebook baseline)",
     SCRATCH: "control: same architecture fine-tuned from random init, never pretrained",
 }
-
-# --- mean ± std ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Stat:
-    """Mean, sample standard deviation (ddof=1; NaN for one value) and count of finite values."""
-
-    mean: float
-    std: float
-    n: int
-
-    @classmethod
-    def of(cls, values: Iterable[float | None]) -> Stat:
-        xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-        if not xs:
-            return cls(math.nan, math.nan, 0)
-        mean = sum(xs) / len(xs)
-        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else math.nan
-        return cls(mean, std, len(xs))
-
-    def fmt(self, digits: int = 2, unit: str = "") -> str:
-        if self.n == 0:
-            return NOT_RUN
-        if self.n == 1:
-            return f"{self.mean:.{digits}f}{unit} (n=1)"
-        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}{unit}"
-
-    def scaled(self, k: float) -> Stat:
-        return Stat(self.mean * k, self.std * abs(k), self.n)
-
-
-def aggregate(df: pd.DataFrame, by: str | Sequence[str], cols: Sequence[str]) -> pd.DataFrame:
-    """Per group of ``by``: ``{col}_mean``, ``{col}_std`` (ddof=1) and ``n`` (rows in the group)."""
-    by = [by] if isinstance(by, str) else list(by)
-    out = []
-    for key, g in df.groupby(by, sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        row: dict[str, Any] = dict(zip(by, key, strict=True))
-        for c in cols:
-            s = Stat.of(g[c].tolist())
-            row[f"{c}_mean"], row[f"{c}_std"] = s.mean, s.std
-        row["n"] = len(g)
-        out.append(row)
-    return pd.DataFrame(out)
-
 
 # --- tables: pretraining (T1, T2, T3, F1, F3) -----------------------------------------------------
 
@@ -412,186 +383,3 @@ def finetune_curves(art: Artifacts) -> pd.DataFrame:
 def paper_task_values(tasks: Sequence[str]) -> dict[str, float]:
     """The paper's value of each task's primary metric (MRPC F1 82.47, ...): the curves' reference line."""
     return {t: float(PAPER[TASK_PAPER_KEY[t]].value) for t in tasks if t in TASK_PAPER_KEY}
-
-
-# --- tables: efficiency (T6) ------------------------------------------------------------------------
-
-BENCH_COLUMNS = ("variant", "format", "batch", "weight_mb", "ms_per_token")
-
-
-def normalize_bench(df: pd.DataFrame, path: str | Path = "bench results") -> pd.DataFrame:
-    """Check the bench columns (see ternarylm.bench), make numbers numeric, add ``runtime``.
-
-    ``runtime`` is the part of the format before the first dash (``torch``, ``gguf``), so twins are
-    compared within one runtime.
-    """
-    lacking = [c for c in BENCH_COLUMNS if c not in df.columns]
-    if lacking:
-        raise ValueError(f"{path}: missing column(s) {lacking}; has {list(df.columns)}")
-    out = df.copy()
-    numeric = ("batch", "threads", "weight_mb", "peak_rss_mb", "base_rss_mb", "gpu_peak_mb")
-    for c in (*numeric, "ms_per_token", "ms_per_token_iqr", "tokens_per_s"):
-        if c in out.columns:
-            out[c] = pd.to_numeric(out[c], errors="coerce")
-    out["variant"] = out["variant"].astype(str)
-    out["format"] = out["format"].astype(str)
-    out["runtime"] = out["format"].str.split("-").str[0]
-    if {"peak_rss_mb", "base_rss_mb"} <= set(out.columns):
-        out["process_mb"] = out["peak_rss_mb"] - out["base_rss_mb"]
-    return out
-
-
-def bench_table(art: Artifacts, device: str) -> pd.DataFrame:
-    """bench/{device}/results.csv, checked and normalized (see :func:`normalize_bench`)."""
-    path = art.bench_csv(device)
-    return normalize_bench(art.read_csv(path), path).assign(device=device)
-
-
-def pick_rows(bench: pd.DataFrame) -> dict[str, pd.Series | None]:
-    """The rows that stand for the paper's Ternary, FP32 and INT8 columns, at the smallest batch.
-
-    Ternary: the ternary twin's deployed format with the smallest weights. FP32 and INT8:
-    the fp32 twin in the same runtime at 32 / 8 bits (else torch), so latency compares like with like.
-    """
-    b = bench[bench["batch"] == bench["batch"].min()]
-    tern = b[b["variant"] == "ternary"]
-    if ROLE_COLUMN in tern:  # a baseline (fake-quant fp32, no-cache, GPU dense cache) never stands for it
-        tern = tern[tern[ROLE_COLUMN] == "deployed"]
-    tern = tern.sort_values("weight_mb")
-    runtime = tern["runtime"].iat[0] if not tern.empty else "torch"
-    fp = b[b["variant"] == "fp32"]
-
-    def first(pattern: str) -> pd.Series | None:
-        for rt in dict.fromkeys([runtime, "torch"]):
-            hit = fp[(fp["runtime"] == rt) & fp["format"].str.contains(pattern, regex=True)]
-            if not hit.empty:
-                return hit.iloc[0]
-        return None
-
-    return {
-        "fp32": first(r"fp32|f32"),
-        "int8": first(r"int8|q8"),
-        "ternary": tern.iloc[0] if not tern.empty else None,
-    }
-
-
-def device_kind(device: str) -> str:
-    """CPU or GPU: what the paper's GPU numbers may be compared with (bench.devices: cpu, cuda)."""
-    return "CPU" if device.lower().startswith("cpu") else "GPU"
-
-
-T6_COLUMNS = ["device", "device_kind", "threads", "column", "variant", "format", "batch"]
-T6_COLUMNS += ["weight_mb", "process_mb", "gpu_peak_mb", "inference_mb", "ms_per_token", "ms_per_token_iqr"]
-
-
-def t6_efficiency(art: Artifacts) -> pd.DataFrame:
-    """T6: the paper's FP32 / INT8 / Ternary memory and latency beside ours on each bench device.
-
-    Memory comes in kinds that are never mixed in one column: ``weight_mb`` (bytes of the weights
-    in that format), ``process_mb`` (peak RSS above the process baseline: what the process adds),
-    ``gpu_peak_mb`` (CUDA only: torch's peak allocated GPU memory) and ``inference_mb`` (the
-    paper's GPU inference memory; it does not say what it counts). ``device_kind`` says CPU or GPU;
-    ``ms_per_token_iqr`` is the interquartile range of the timed runs around the median.
-    """
-    rows: list[dict[str, Any]] = []
-    mem, lat = PAPER["memory_mb"].value, PAPER["latency_ms"].value
-    for k in ("fp32", "int8", "ternary"):
-        rows.append(
-            {"device": "paper", "device_kind": "GPU", "column": k}
-            | {"inference_mb": mem[k], "ms_per_token": lat[k]}
-        )
-    for d in art.devices:
-        for k, r in pick_rows(bench_table(art, d)).items():
-            base = {"device": d, "device_kind": device_kind(d), "column": k}
-            if r is None:
-                rows.append(base | {"format": NOT_RUN})
-                continue
-            rows.append(
-                base
-                | {c: r.get(c) for c in ("threads", "variant", "format", "batch", "weight_mb", "process_mb")}
-                | {c: r.get(c) for c in ("gpu_peak_mb", "ms_per_token", "ms_per_token_iqr")}
-            )
-    return pd.DataFrame(rows).reindex(columns=T6_COLUMNS)
-
-
-def bench_all(art: Artifacts) -> pd.DataFrame:
-    """Every benchmark row of every configured device."""
-    frames = [bench_table(art, d) for d in art.devices]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-# --- tables: sparsity (F2) ---------------------------------------------------------------------------
-
-
-def sparsity_long(art: Artifacts) -> pd.DataFrame:
-    return pd.concat([art.sparsity(v, s) for v in art.variants for s in art.seeds], ignore_index=True)
-
-
-def gaussian_zero_pct() -> float:
-    """Zero codes (%) that absmean ternarization gives Gaussian weights (what init gives): ≈ 31.0
-    (derived at ``paper.GAUSS_ZERO_FRAC``)."""
-    return 100 * GAUSS_ZERO_FRAC
-
-
-def paper_layer_at_depth(index: int, n_layers: int, paper_n_layers: int) -> int:
-    """The paper's layer (1-based) whose centre sits at the same relative depth as our layer ``index``
-    (a tie between two of its layers goes to the deeper one)."""
-    return min(paper_n_layers, max(1, math.floor((index - 0.5) / n_layers * paper_n_layers + 1)))
-
-
-def sparsity_layers(sp: pd.DataFrame) -> pd.DataFrame:
-    """F2 table: zero % per layer (embedding + pooled blocks) per variant, mean ± std, paper %.
-
-    ``paper_zero_pct`` pairs our layer with the paper's of the same name only when the model has the
-    paper's depth (else only Emb); then ``paper_layer_at_depth`` / ``paper_zero_pct_at_depth`` give
-    the paper's layer at the same relative depth instead (a comparison of depth, not of layers).
-    With ``frac_zero_init`` in the CSVs: ``init_zero_pct`` and ``change_pp`` (percentage points
-    since initialisation, per seed then averaged).
-    """
-    d = sp[(sp["module"] == "all") | (sp["layer"] == "Emb")].copy()
-    d["zero_pct"] = 100 * d["frac_zero"]
-    cols = ["zero_pct"]
-    if "frac_zero_init" in d and d["frac_zero_init"].notna().any():
-        d["init_zero_pct"] = 100 * pd.to_numeric(d["frac_zero_init"], errors="coerce")
-        d["change_pp"] = d["zero_pct"] - d["init_zero_pct"]
-        cols += ["init_zero_pct", "change_pp"]
-    agg = aggregate(d, ["variant", "layer", "layer_index", "quantized"], cols)
-    paper, paper_n = PAPER["sparsity_pct"].value, PAPER["setup"].value["n_layers"]
-    n_layers = int(sp.loc[sp["layer"].astype(str).str.startswith("L"), "layer"].nunique())
-    tern = agg["variant"] == "ternary"  # the paper's values are of its ternary model
-    same_depth = n_layers == paper_n
-    named = agg["layer"].map(lambda name: paper.get(name) if same_depth or name == "Emb" else None)
-    agg["paper_zero_pct"] = pd.to_numeric(named, errors="coerce").where(tern)
-    if not same_depth:
-        block = agg["layer"] != "Emb"
-        at = agg["layer_index"].map(lambda i: paper_layer_at_depth(int(i), n_layers, paper_n))
-        agg["paper_layer_at_depth"] = ("L" + at.astype(str)).where(block & tern)
-        agg["paper_zero_pct_at_depth"] = agg["paper_layer_at_depth"].map(paper).where(block & tern)
-    order = agg["variant"].map(lambda v: (v != "ternary", v))
-    return agg.assign(_o=order).sort_values(["_o", "layer_index"]).drop(columns="_o").reset_index(drop=True)
-
-
-def sparsity_modules(sp: pd.DataFrame) -> pd.DataFrame:
-    d = sp[(sp["module"] != "all") & (sp["layer"] != "Emb")].copy()
-    for k in ("frac_zero", "frac_pos", "frac_neg"):
-        d[k.replace("frac_", "") + "_pct"] = 100 * d[k]
-    return aggregate(
-        d, ["variant", "layer", "layer_index", "module"], ["zero_pct", "pos_pct", "neg_pct", "alpha"]
-    )
-
-
-# --- output -------------------------------------------------------------------------------------
-
-
-def write_table(df: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
-    """Write ``df`` to ``out_dir/name.csv`` atomically (floats rounded to 6 significant digits)."""
-    path = Path(out_dir) / f"{name}.csv"
-    rows = [
-        {k: (float(f"{v:.6g}") if isinstance(v, float) and math.isfinite(v) else v) for k, v in r.items()}
-        for r in df.to_dict("records")
-    ]
-    rows = [
-        {k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows
-    ]
-    write_csv(path, rows, list(df.columns))
-    return path
