@@ -77,3 +77,29 @@ def tiny_model(**overrides: Any) -> dict[str, Any]:
 def dry_run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """``snakemake -n`` in ``cwd`` (a :func:`copy_workflow`), failing the test if it does not plan."""
     return snakemake(cwd, "-n", *args, check=True)
+
+
+def one_error_line(capfd) -> str:
+    """The one ERROR line a CLI user error printed (never a traceback)."""
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "ERROR" in line]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# a few TinyStories-like sentences: the tokenizer and token stream of the deploy/bench twins
+SENTENCES = [
+    "Once upon a time, there was a little girl named Lily.",
+    "She loved to play outside in the sunshine with her dog, Max.",
+    "One day, Lily found a shiny red ball under a big green tree.",
+    '"Can I play with it?" asked Tom. Lily said, "Yes, let\'s share!"',
+    "They played all day and had 3 apples and 12 cookies for lunch.",
+    "The bird sang a happy song. The cat was sleepy and went to bed.",
+    "Mom smiled and said: you are very kind, my little ones.",
+    "At the end of the day, everyone was happy and tired.",
+]
+# the deploy/bench twins: d 256 so every input dim is a multiple of llama.cpp's 256-block
+DEPLOY_TINY = dict(
+    vocab_size=512, d_model=256, n_layers=2, n_heads=4, ffn_hidden=512, seq_len=64, dropout=0.0
+)

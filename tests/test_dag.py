@@ -69,7 +69,7 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def test_other_invocations_never_change_the_config_a_job_runs_with(tmp_path):
-    """Issue 16 item 10: a dry run, --unlock or a run with other settings must not rewrite the
+    """A dry run, --unlock or a run with other settings must not rewrite the
     resolved config that a job scheduled by an earlier invocation reads."""
     wd = copy_workflow(tmp_path / "wf")
     snakemake(wd, "--cores", "1", "results/data/synthetic/manifest.json", *SMOKE, check=True)

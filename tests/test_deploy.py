@@ -1,24 +1,25 @@
-"""Deployment: packed 2-bit format, GGUF export for llama.cpp, generation, benchmark CSV.
+"""Deployment: packed 2-bit format, GGUF export for llama.cpp, generation (the benchmark: test_bench).
 
-Tiny twins (d 256 so every input dim is a multiple of llama.cpp's 256-block) with a WordPiece
-tokenizer learned here from a few sentences. The GGUF logit test briefly trains the ternary
+Tiny twins (conftest: d 256 so every input dim is a multiple of llama.cpp's 256-block) with a
+WordPiece tokenizer learned from a few sentences. The GGUF logit test briefly trains the ternary
 twin so its predictions are peaked like a real model's (random weights give near-ties).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import DEPLOY_TINY as TINY
+from helpers import SENTENCES
 
 from ternarylm.export import export_gguf, export_packed, tq1_0_blocks, tq2_0_blocks, wpm_vocab
 from ternarylm.generate import generate_torch
 from ternarylm.io import UserError
-from ternarylm.model import build_model, lm_loss, load_model, save_model
+from ternarylm.model import build_model, load_model, save_model
 from ternarylm.packed import (
     MODES,
     PackedTernaryLinear,
@@ -29,66 +30,16 @@ from ternarylm.packed import (
     unpack_codes,
 )
 from ternarylm.quant import BitLinear, ternary_codes
-from ternarylm.tokenizer import SEP_ID, train_tokenizer
+from ternarylm.tokenizer import SEP_ID
 
 torch.set_num_threads(1)
 
-SENTENCES = [
-    "Once upon a time, there was a little girl named Lily.",
-    "She loved to play outside in the sunshine with her dog, Max.",
-    "One day, Lily found a shiny red ball under a big green tree.",
-    '"Can I play with it?" asked Tom. Lily said, "Yes, let\'s share!"',
-    "They played all day and had 3 apples and 12 cookies for lunch.",
-    "The bird sang a happy song. The cat was sleepy and went to bed.",
-    "Mom smiled and said: you are very kind, my little ones.",
-    "At the end of the day, everyone was happy and tired.",
-]
 REAL_ISH = [
     "Once upon a time, a little dog named Max found a red ball!",
     "Lily's mom said, \"Don't play in the rain.\" She was sad... but then she smiled.",
     "They had 42 cookies (and 7 apples) at the party; it was fun.",
     "THE BIG TREE WAS GREEN & TALL - the bird loved it?",
 ]
-TINY = dict(vocab_size=512, d_model=256, n_layers=2, n_heads=4, ffn_hidden=512, seq_len=64, dropout=0.0)
-
-
-@pytest.fixture(scope="module")
-def tokenizer_path(tmp_path_factory) -> Path:
-    tok = train_tokenizer(SENTENCES * 20, vocab_size=300)
-    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    tok.save(str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def token_stream(tokenizer_path) -> torch.Tensor:
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(tokenizer_path))
-    ids: list[int] = []
-    for s in SENTENCES * 8:
-        ids += [SEP_ID, *tok.encode(s).ids]
-    return torch.tensor(ids)
-
-
-@pytest.fixture(scope="module")
-def twins(tmp_path_factory, token_stream) -> dict[str, Path]:
-    """Ternary twin trained for 40 steps; fp32 twin with random weights."""
-    root = tmp_path_factory.mktemp("twins")
-    model = build_model({**TINY, "linear": "ternary"}, seed=0)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(40):
-        ix = torch.randint(0, len(token_stream) - 33, (8,), generator=gen)
-        x = torch.stack([token_stream[i : i + 32] for i in ix])
-        y = torch.stack([token_stream[i + 1 : i + 33] for i in ix])
-        loss = lm_loss(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    save_model(model, root / "ternary")
-    save_model(build_model({**TINY, "linear": "fp32"}, seed=0), root / "fp32")
-    return {"ternary": root / "ternary", "fp32": root / "fp32"}
 
 
 # --- packed format ------------------------------------------------------------------------------------
@@ -391,124 +342,6 @@ def test_export_verify_cli(twins, tokenizer_path, token_stream, tmp_path):
     stats = json.loads(Path(str(out) + ".verify.json").read_text())
     assert stats["positions"] == 3 * 64  # whole seq_len windows only
     assert stats["max_abs_diff"] < 0.15 and stats["top1_agreement"] >= 0.97
-
-
-# --- benchmark ------------------------------------------------------------------------------------------
-
-
-def test_bench_writes_csv_and_env(twins, tokenizer_path, tmp_path):
-    from ternarylm.bench import COLUMNS, FORMATS, bench_settings, markdown_table, run_bench
-
-    settings = bench_settings(
-        {
-            "bench": {
-                "new_tokens": 3,
-                "prompt_tokens": 4,
-                "batch_sizes": [1, 2],
-                "threads": 1,
-                "warmup": 0,
-                "repeats": 4,
-                "budget_s": 1e-9,  # every format "too slow": timed runs fall to the floor of 3
-                "formats": ["torch-fp32", "torch-nocache", "torch-packed", "gguf-tq2_0"],
-            }
-        }
-    )
-    out = tmp_path / "bench" / "results.csv"
-    run_bench([twins["ternary"], twins["fp32"]], out, settings, "cpu", tokenizer_path)
-    with open(out, newline="") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        assert reader.fieldnames == COLUMNS
-    try:
-        import llama_cpp  # noqa: F401
-
-        formats = {"torch-fp32", "torch-packed", "gguf-tq2_0"}
-    except ImportError:
-        formats = {"torch-fp32", "torch-packed"}
-    seen = {(r["variant"], r["format"], int(r["batch"])) for r in rows}
-    expected = {(v, f, b) for f in formats for v in FORMATS[f].variants for b in (1, 2)}
-    expected.add(("ternary", "torch-nocache", 1))  # the seed-style form: batch 1 only
-    assert seen == expected
-    for r in rows:
-        assert float(r["ms_per_token"]) > 0 and float(r["weight_mb"]) > 0
-        assert int(r["repeats"]) == 3 and float(r["ms_per_token_iqr"]) >= 0
-        assert float(r["peak_rss_mb"]) >= float(r["load_rss_mb"]) > 0
-        assert (
-            float(r["peak_rss_mb"]) >= float(r["rss_mb"]) > 0
-            and float(r["peak_rss_mb"]) >= float(r["base_rss_mb"]) > 0
-        )
-        assert float(r["tokens_per_s"]) == pytest.approx(
-            int(r["batch"]) * 1000 / float(r["ms_per_token"]), rel=1e-2
-        )
-    by = {(r["variant"], r["format"], r["batch"]): float(r["weight_mb"]) for r in rows}
-    assert by[("ternary", "torch-packed", "1")] < 0.3 * by[("fp32", "torch-fp32", "1")]
-    assert markdown_table(out, batch=1).count("\n") == 2 + sum(r["batch"] == "1" for r in rows)
-    env = json.loads((out.parent / "env.json").read_text())
-    assert env["threads"] == 1 and env["torch"] == torch.__version__ and "cpu_model" in env
-    assert (env["provenance"]["threads"], env["provenance"]["device"]) == (1, "cpu")  # the workers' setting
-    assert not list(out.parent.glob(".bench-*"))  # exported files cleaned up
-    roles = {(r["variant"], r["format"]): r["role"] for r in rows}
-    assert roles[("ternary", "torch-packed")] == "deployed" and roles[("fp32", "torch-fp32")] == "deployed"
-    assert roles[("ternary", "torch-fp32")] == roles[("ternary", "torch-nocache")] == "baseline"
-
-
-def test_bench_roles_and_plan():
-    from ternarylm.bench import FORMATS, plan, row_role
-    from ternarylm.report.formats import ROLES
-
-    assert row_role("torch-packed", "ternary", "cpu") == "deployed"
-    assert row_role("torch-packed", "ternary", "cuda") == "baseline"  # dense dequantized cache
-    assert row_role("gguf-tq2_0", "ternary", "cpu") == "deployed"
-    assert {row_role(f, v, d) for f in FORMATS for v in FORMATS[f].variants for d in ("cpu", "cuda")} == set(
-        ROLES
-    )
-    settings = {"formats": list(FORMATS), "batch_sizes": [1, 32]}
-    cuda = dict(plan("ternary", settings, "cuda", have_llama=False))
-    assert cuda == {
-        "torch-fp32": [1, 32],
-        "torch-nocache": [1],
-        "torch-bf16": [1, 32],
-        "torch-packed": [1, 32],
-    }
-    assert "torch-int8" in dict(plan("fp32", settings, "cpu", have_llama=True))
-    assert "torch-int8" not in dict(plan("fp32", settings, "cuda", have_llama=True))
-
-
-def test_iqr():
-    from ternarylm.bench_worker import iqr
-
-    assert iqr([3.0]) == 0.0
-    assert iqr([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2.0)
-    assert iqr([5.0, 1.0, 3.0]) == pytest.approx(2.0)
-
-
-def test_lean_loader_equals_load_model(twins):
-    from ternarylm.bench_worker import load_model_lean
-
-    idx = torch.randint(5, 300, (2, 9), generator=torch.Generator().manual_seed(2))
-    for d in twins.values():
-        with torch.no_grad():
-            assert torch.equal(load_model_lean(d)(idx), load_model(d)(idx))
-
-
-def test_bench_settings_validate_formats():
-    import os
-
-    import yaml
-
-    from ternarylm.bench import bench_settings
-    from ternarylm.config import DEFAULTS_PATH
-
-    # the package's defaults file is the root config.yaml itself (a link), not a copy
-    assert DEFAULTS_PATH.resolve() == (Path(__file__).resolve().parents[1] / "config.yaml").resolve()
-    root = yaml.safe_load(DEFAULTS_PATH.read_text())["bench"]
-    settings = bench_settings({"bench": {"devices": ["cpu"], "new_tokens": 7}})
-    # defaults come from the root config.yaml (no second defaults dict), the preset wins
-    assert settings["batch_sizes"] == root["batch_sizes"] and settings["new_tokens"] == 7
-    assert root["threads"] is None and settings["threads"] == len(os.sched_getaffinity(0))
-    assert bench_settings({"bench": {"threads": 3}})["threads"] == 3
-    with pytest.raises(UserError, match="unknown"):
-        bench_settings({"bench": {"formats": ["gguf-q4"]}})
 
 
 def test_int8_matmul_equals_the_integer_matmul():

@@ -57,7 +57,7 @@ def test_readme_is_short_and_keeps_the_ci_commands():
     assert all(c in head for c in commands), "the two set-up lines .ci/run greps, at the top, verbatim"
 
 
-@pytest.mark.parametrize("pattern", [r"\bissue \d+ item", r"\bdesign(?:\.md)? §"])
+@pytest.mark.parametrize("pattern", [r"\b[Ii]ssue \d+ item", r"# -+ item \d+", r"\bdesign(?:\.md)? §"])
 def test_no_reference_the_repository_cannot_resolve(pattern):
     """Issue items and design sections live outside the repository: say the behaviour instead."""
     skip = {"results", ".git", ".snakemake", ".pytest_cache"}

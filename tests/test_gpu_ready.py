@@ -34,7 +34,7 @@ def _batch(n: int = 3, seed: int = 1) -> torch.Tensor:
     return torch.randint(0, TINY["vocab_size"], (n, TINY["seq_len"] + 1), generator=g)
 
 
-# --- item 8: eval-mode BitLinear caches its quantized weights -------------------------------------
+# --- eval-mode BitLinear caches its quantized weights ---------------------------------------------
 
 
 def _count_weight_quantizations(monkeypatch) -> list[int]:
@@ -110,7 +110,7 @@ def test_qkv_share_one_activation_quantization(monkeypatch):
     assert calls[0] == 4 * TINY["n_layers"]
 
 
-# --- item 8: the CUDA packed path dequantizes once -----------------------------------------------
+# --- the CUDA packed path dequantizes once --------------------------------------------------------
 
 
 def test_packed_dense_mode_unpacks_once_and_equals_unpack(monkeypatch):
@@ -145,7 +145,7 @@ def test_packed_on_a_gpu_uses_the_dense_cache():
     assert kernel_for("unpack", torch.device("cuda")) == "unpack"
 
 
-# --- item 6: padded output layer --------------------------------------------------------------------
+# --- padded output layer --------------------------------------------------------------------------
 
 
 def test_padded_vocab_gives_the_unpadded_loss_logits_and_gradients():
@@ -185,7 +185,7 @@ def test_padded_vocab_is_invisible_in_saved_state(tmp_path):
         assert load_packed(tmp_path / "p.safetensors", mode="unpack")(b).shape[-1] == 100
 
 
-# --- item 7: a compiled train + eval sequence compiles a bounded number of graphs ------------------
+# --- a compiled train + eval sequence compiles a bounded number of graphs -------------------------
 
 
 def test_compiled_training_and_eval_do_not_recompile(monkeypatch):

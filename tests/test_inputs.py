@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT
+from helpers import ROOT, one_error_line
 
 from ternarylm.cli import main
 from ternarylm.encode import load_tokens
 from ternarylm.io import UserError, atomic_path, load_config, write_json
 from ternarylm.model import ModelConfig, build_model, load_model, save_model
 from ternarylm.synthetic import synthetic_corpus
-from ternarylm.tokenizer import SPECIALS, load_tokenizer, train_tokenizer
+from ternarylm.tokenizer import train_tokenizer
 
 VOCAB = 64
 TINY = dict(vocab_size=VOCAB, d_model=16, n_layers=1, n_heads=2, ffn_hidden=32, seq_len=8, dropout=0.0)
@@ -58,14 +58,6 @@ def _evaluate(d: Path, cfg: Path | None = None, out: str = "eval.json") -> int:
     return main([*argv, "--train", str(d / "train.bin"), "--val", str(d / "val.bin"), "--out", str(d / out)])
 
 
-def _one_error_line(capfd) -> str:
-    err = capfd.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if "ERROR" in line]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
 # --- the CLI validates the config like the Snakefile -----------------------------------------------
 @pytest.mark.parametrize(
     "section, change, key",
@@ -92,7 +84,7 @@ def test_cli_rejects_bad_config_before_running(run_dir, capfd, section, change, 
     # YAML so .nan/.inf are what a user writes; json.dumps would write NaN
     path.write_text(json.dumps(cfg, allow_nan=True).replace("NaN", ".nan").replace("Infinity", ".inf"))
     assert _evaluate(run_dir, path) == 2
-    line = _one_error_line(capfd)
+    line = one_error_line(capfd)
     assert key in line and str(path) in line
     assert not (run_dir / "eval.json").exists()
 
@@ -102,7 +94,7 @@ def test_results_dir_under_a_file_is_rejected(run_dir, capfd):
     cfg = {**EVAL_CFG, "results_dir": str(run_dir / "afile" / "results")}
     (run_dir / "bad.json").write_text(json.dumps(cfg))
     assert _evaluate(run_dir, run_dir / "bad.json") == 2
-    assert "results_dir" in _one_error_line(capfd)
+    assert "results_dir" in one_error_line(capfd)
 
 
 def test_presets_pass_and_package_schema_is_the_workflow_schema():
@@ -119,11 +111,11 @@ def test_check_config_names_the_broken_preset(tmp_path, capfd):
     bad.write_text("train:\n  lr: [1,\n")
     root = str(ROOT / "config.yaml")
     assert main(["check-config", "--config", root, "--configfile", str(bad)]) == 2
-    assert f"{bad}:3:1" in _one_error_line(capfd)
+    assert f"{bad}:3:1" in one_error_line(capfd)
     heads = tmp_path / "heads.yaml"
     heads.write_text("model: {n_heads: 5}\n")
     assert main(["check-config", "--config", root, "--configfile", str(heads)]) == 2
-    assert "model.n_heads (5) must divide model.d_model (768)" in _one_error_line(capfd)
+    assert "model.n_heads (5) must divide model.d_model (768)" in one_error_line(capfd)
     smoke = str(ROOT / "workflow" / "presets" / "smoke.yaml")
     assert main(["check-config", "--config", root, "--configfile", smoke]) == 0
 
@@ -136,7 +128,7 @@ def test_yaml_syntax_error_is_one_line_naming_the_file(tmp_path):
     assert str(e.value).startswith(str(bad)) and "\n" not in str(e.value)
 
 
-# --- item 15: broken artifacts -------------------------------------------------------------------------
+# --- broken artifacts -------------------------------------------------------------------------
 def _flip_first_weight(weights: Path) -> None:
     raw = bytearray(weights.read_bytes())
     start = 8 + int.from_bytes(raw[:8], "little")  # safetensors: u64 header size, header, data
@@ -154,7 +146,7 @@ def test_broken_weights_are_one_line_naming_the_file(run_dir, capfd, damage):
     else:
         _flip_first_weight(weights)
     assert _evaluate(run_dir) == 2
-    assert str(weights) in _one_error_line(capfd)
+    assert str(weights) in one_error_line(capfd)
     assert not (run_dir / "eval.json").exists()
 
 
@@ -163,7 +155,7 @@ def test_evaluate_never_publishes_nan_metrics(run_dir, capfd, monkeypatch):
 
     monkeypatch.setattr(ev, "evaluate_loss", lambda *a, **k: (float("nan"), float("nan")))
     assert _evaluate(run_dir) == 2
-    assert "non-finite" in _one_error_line(capfd)
+    assert "non-finite" in one_error_line(capfd)
     assert not (run_dir / "eval.json").exists()
 
 
@@ -194,7 +186,7 @@ def test_token_files_are_checked_once_at_load(tmp_path):
 def test_evaluate_rejects_tokens_of_another_vocab(run_dir, capfd):
     _tokens(run_dir / "val.bin", np.arange(100) % 80, vocab=80)  # ids past the model's 64
     assert _evaluate(run_dir) == 2
-    assert "val.bin" in _one_error_line(capfd)
+    assert "val.bin" in one_error_line(capfd)
 
 
 def test_directory_as_data_file(tmp_path):
@@ -206,7 +198,7 @@ def test_directory_as_data_file(tmp_path):
         load_model(tmp_path / "nothing")
 
 
-# --- item 16: CLI arguments ----------------------------------------------------------------------------
+# --- CLI arguments ----------------------------------------------------------------------------
 @pytest.fixture
 def gen_setup(tmp_path):
     tok = train_tokenizer(synthetic_corpus(50, 0), VOCAB)
@@ -255,7 +247,7 @@ def test_generate_warns_past_seq_len_and_honours_max_new_tokens(gen_setup, capfd
 def test_generate_rejects_tokenizer_larger_than_model(gen_setup, capfd):
     save_model(build_model(ModelConfig(**{**TINY, "vocab_size": 32}), seed=0), gen_setup / "m", {})
     assert main(_gen_argv(gen_setup)) == 2
-    assert "tok.json" in _one_error_line(capfd)
+    assert "tok.json" in one_error_line(capfd)
 
 
 def test_broken_packed_model_is_one_line(gen_setup, capfd):
@@ -264,13 +256,13 @@ def test_broken_packed_model_is_one_line(gen_setup, capfd):
     argv = _gen_argv(gen_setup)
     argv[argv.index("--model") + 1] = str(packed)
     assert main(argv) == 2
-    assert str(packed) in _one_error_line(capfd)
+    assert str(packed) in one_error_line(capfd)
 
 
 def test_unwritable_output_is_one_line(gen_setup, capfd):
     (gen_setup / "afile").write_text("x")
     assert main(_gen_argv(gen_setup, "--out", str(gen_setup / "afile" / "g.json"))) == 2
-    assert "cannot write" in _one_error_line(capfd)
+    assert "cannot write" in one_error_line(capfd)
 
 
 def _gguf_export_argv(setup: Path, model: str, out: str) -> list[str]:
@@ -296,60 +288,11 @@ def test_export_fp32_twin_refuses_ternary_type(gen_setup, capfd):
     save_model(build_model(ModelConfig(**{**TINY, "linear": "fp32"}), seed=0), gen_setup / "f", {})
     argv = _gguf_export_argv(gen_setup, "f", "f.gguf")
     assert main([*argv, "--ternary-type", "tq2_0"]) == 2
-    assert "fp32 twin" in _one_error_line(capfd)
+    assert "fp32 twin" in one_error_line(capfd)
     assert not (gen_setup / "f.gguf").exists()
 
 
-def _bert_layout_tokenizer(path: Path) -> list[str]:
-    """A tokenizer.json with bert-base-uncased's special ids: [PAD]=0, [unused*], [UNK]=100..[MASK]=103."""
-    from tokenizers import AddedToken
-
-    learned = train_tokenizer(synthetic_corpus(50, 0), 120)
-    pieces = [p for p, _ in sorted(learned.get_vocab().items(), key=lambda kv: kv[1]) if p not in SPECIALS]
-    order = ["[PAD]", *[f"[unused{i}]" for i in range(99)], "[UNK]", "[CLS]", "[SEP]", "[MASK]", *pieces]
-    from ternarylm.tokenizer import _bert_tokenizer
-
-    tok = _bert_tokenizer({p: i for i, p in enumerate(order)}, True)
-    tok.add_special_tokens([AddedToken(s, special=True) for s in SPECIALS])
-    path.write_text(tok.to_str())
-    return pieces
-
-
-def test_pretrained_tokenizer_with_bert_ids_is_renumbered(tmp_path):
-    src = tmp_path / "bert.json"
-    pieces = _bert_layout_tokenizer(src)
-    cfg = tmp_path / "c.json"
-    cfg.write_text(
-        json.dumps({"tokenizer": {"vocab_size": 30522, "lowercase": True, "pretrained": str(src)}})
-    )
-    (tmp_path / "train.txt").write_text("unused\n")
-    out = tmp_path / "tok.json"
-    assert (
-        main(
-            [
-                "tokenizer",
-                "--config",
-                str(cfg),
-                "--train-text",
-                str(tmp_path / "train.txt"),
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    tok = load_tokenizer(out)  # specials now 0..4
-    assert [tok.token_to_id(s) for s in SPECIALS] == list(range(5))
-    assert tok.get_vocab_size() == 104 + len(pieces)
-    text = synthetic_corpus(3, 1)[0]
-    from tokenizers import Tokenizer
-
-    old = Tokenizer.from_file(str(src))
-    assert tok.encode(text).tokens == old.encode(text).tokens  # same pieces, new ids
-    assert tok.encode("[SEP]").ids == [3]
-
-
-# --- item 18: temporaries and full disks ---------------------------------------------------------------
+# --- temporaries and full disks ---------------------------------------------------------------
 def test_stale_temporaries_are_removed_live_ones_kept(tmp_path):
     import socket
 
@@ -414,7 +357,7 @@ def test_missing_optional_dependency_names_the_extra(gen_setup, capfd, monkeypat
     monkeypatch.setitem(sys.modules, "gguf", None)  # import gguf -> ModuleNotFoundError
     argv = _gguf_export_argv(gen_setup, "m", "t.gguf")
     assert main(argv) == 2
-    assert "gguf is not installed: pip install 'ternarylm[deploy]'" in _one_error_line(capfd)
+    assert "gguf is not installed: pip install 'ternarylm[deploy]'" in one_error_line(capfd)
 
 
 def test_run_config_written_by_the_snakefile_skips_only_the_schema(tmp_path, monkeypatch):
@@ -439,48 +382,3 @@ def test_run_config_written_by_the_snakefile_skips_only_the_schema(tmp_path, mon
     path.write_text(text.replace("64", "32"))  # edited by hand: no longer its hash
     tc.validate_config(json.loads(path.read_text()), str(path), partial=True)
     assert calls == [str(path)]
-
-
-def _tokenizer_stage(tmp_path: Path, pretrained: str) -> tuple[int, Path]:
-    cfg = tmp_path / "c.json"
-    cfg.write_text(
-        json.dumps({"tokenizer": {"vocab_size": 30522, "lowercase": True, "pretrained": pretrained}})
-    )
-    (tmp_path / "train.txt").write_text("unused\n")
-    out = tmp_path / "tok.json"
-    argv = ["tokenizer", "--config", str(cfg), "--train-text", str(tmp_path / "train.txt"), "--out", str(out)]
-    return main(argv), out
-
-
-def test_pretrained_hub_id_is_downloaded_and_renumbered(tmp_path, monkeypatch):
-    """config.yaml's `pretrained: bert-base-uncased` is a hub id: fetched once, then renumbered."""
-    import huggingface_hub
-
-    src = tmp_path / "hub" / "tokenizer.json"
-    src.parent.mkdir()
-    pieces = _bert_layout_tokenizer(src)
-    asked = []
-    monkeypatch.setattr(
-        huggingface_hub, "hf_hub_download", lambda repo, name: asked.append((repo, name)) or src
-    )
-    rc, out = _tokenizer_stage(tmp_path, "bert-base-uncased")
-    assert rc == 0 and asked == [("bert-base-uncased", "tokenizer.json")]
-    tok = load_tokenizer(out)
-    assert [tok.token_to_id(s) for s in SPECIALS] == list(range(5)) and tok.get_vocab_size() == 104 + len(
-        pieces
-    )
-
-
-def test_pretrained_hub_offline_or_typo_is_one_line(tmp_path, monkeypatch, capfd):
-    import huggingface_hub
-
-    def offline(repo, name):
-        raise OSError("no network")
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
-    rc, out = _tokenizer_stage(tmp_path, "bert-base-uncased")
-    assert rc == 2 and not out.exists()
-    assert "HF hub gave no tokenizer.json (OSError)" in _one_error_line(capfd)
-    # a path that does not exist is a typo: named as missing, never tried on the hub
-    rc, out = _tokenizer_stage(tmp_path, str(tmp_path / "nope.json"))
-    assert rc == 2 and "missing tokenizer" in _one_error_line(capfd)
