@@ -74,9 +74,27 @@ def tiny_model(**overrides: Any) -> dict[str, Any]:
     return {**TINY_MODEL, **overrides}
 
 
-def dry_run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """``snakemake -n`` in ``cwd`` (a :func:`copy_workflow`), failing the test if it does not plan."""
-    return snakemake(cwd, "-n", *args, check=True)
+# a training section small enough for CPU tests (compile off, one thread, checkpoints every 7 steps)
+TINY_TRAIN: dict[str, Any] = dict(
+    epochs=2,
+    max_steps=None,
+    batch_size=8,
+    lr=3e-3,
+    betas=[0.9, 0.98],
+    weight_decay=0.01,
+    warmup_frac=0.1,
+    grad_clip=1.0,
+    label_smoothing=0.1,
+    eval_every=10,
+    eval_batches=2,
+    log_every=5,
+    ckpt_every=7,
+    keep_checkpoint=False,
+    precision="auto",
+    compile=False,
+    device="cpu",
+    threads=1,
+)
 
 
 def one_error_line(capfd) -> str:

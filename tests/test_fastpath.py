@@ -20,23 +20,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import TINY_TRAIN, tiny_model
 
 from ternarylm.model import ModelConfig, TransformerLM, build_model, lm_loss
 from ternarylm.quant import BitLinear, quantize_activation, quantize_weight
 from ternarylm.reference import RefBitLinear, count_reference_layers, swap_to_reference
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(vocab_size=96, d_model=32, n_layers=2, n_heads=2, ffn_hidden=64, seq_len=16, dropout=0.0)
-TRAIN_CFG = {
-    "lr": 3e-3,
-    "betas": [0.9, 0.98],
-    "weight_decay": 0.01,
-    "warmup_frac": 0.1,
-    "grad_clip": 1.0,
-    "label_smoothing": 0.1,
-    "precision": "fp32",
-    "compile": False,
-}
+TINY = tiny_model(vocab_size=96, d_model=32, n_heads=2, ffn_hidden=64, seq_len=16)
+TRAIN_CFG = {**TINY_TRAIN, "precision": "fp32"}
 
 
 @pytest.fixture(autouse=True)
@@ -142,8 +134,9 @@ def test_ste_runs_under_bf16_autocast_on_cpu():
 
 def _train(compiled: bool, variant: str, steps: int) -> list[float]:
     from ternarylm import train as T
+    from ternarylm.trainkit import resolve_device
 
-    device = T.resolve_device("cpu")
+    device = resolve_device("cpu")
     model = build_model(ModelConfig(**TINY, linear=variant), seed=0).to(device).train()
     train_cfg = {**TRAIN_CFG, "compile": compiled}
     optimizer = T.make_optimizer(model, train_cfg, device)

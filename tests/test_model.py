@@ -1,11 +1,12 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_model
 
 from ternarylm.model import ModelConfig, apply_rope, build_model, load_model, save_model
 from ternarylm.quant import BitLinear, quantize_activation, quantize_weight, ternary_codes, ternary_state
 
-TINY = dict(vocab_size=97, d_model=64, n_layers=2, n_heads=4, ffn_hidden=128, seq_len=16, dropout=0.0)
+TINY = tiny_model(vocab_size=97, seq_len=16)
 
 
 def test_paper_config_has_about_132m_parameters():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY_TRAIN, tiny_model
 from safetensors.torch import load_file
 
 import ternarylm.train as train_mod
@@ -20,27 +21,8 @@ from ternarylm.io import UserError
 from ternarylm.synthetic import synthetic_corpus
 from ternarylm.tokenizer import train_tokenizer
 
-MODEL = dict(d_model=64, n_layers=2, n_heads=4, ffn_hidden=128, seq_len=32, dropout=0.1)
-TRAIN = dict(
-    epochs=2,
-    max_steps=None,
-    batch_size=8,
-    lr=3e-3,
-    betas=[0.9, 0.98],
-    weight_decay=0.01,
-    warmup_frac=0.1,
-    grad_clip=1.0,
-    label_smoothing=0.1,
-    eval_every=10,
-    eval_batches=2,
-    log_every=5,
-    ckpt_every=7,
-    keep_checkpoint=False,
-    precision="auto",
-    compile=False,
-    device="cpu",
-    threads=1,
-)
+MODEL = tiny_model(dropout=0.1)
+TRAIN = dict(TINY_TRAIN)
 
 
 @pytest.fixture(scope="module")
