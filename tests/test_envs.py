@@ -163,6 +163,16 @@ def rule_blocks() -> list[tuple[str, str, str]]:
     return blocks
 
 
+def conda_env(body: str) -> str | None:
+    """The env file a rule's ``conda:`` names: a string, or a constant (``TORCH_ENV``) of the rule files."""
+    m = re.search(r"^    conda:\s*\n\s+(?:[\"'](.+?)[\"']|(\w+))\s*$", body, re.M)
+    if not m or m.group(1):
+        return m and m.group(1)
+    text = "\n".join(p.read_text() for p in sorted(RULES.glob("*.smk")))
+    const = re.search(rf"^{m.group(2)}\s*=\s*[\"'](.+?)[\"']", text, re.M)
+    return const and const.group(1)
+
+
 def directives(body: str) -> set[str]:
     return set(re.findall(r"^    (\w+)\s*:", body, re.M))
 
@@ -180,10 +190,10 @@ def test_rule_declares_conda_log_benchmark_threads_resources(block):
     smk, name, body = block
     missing = [d for d in REQUIRED_DIRECTIVES if d not in directives(body)]
     assert not missing, f"rule {name} ({smk}) lacks {', '.join(missing)}"
-    conda = re.search(r"^    conda:\s*\n\s+[\"'](.+?)[\"']", body, re.M)
+    conda = conda_env(body)
     assert conda, f"rule {name}: conda: must name an env file"
-    env = (RULES / conda.group(1)).resolve()
-    assert env.parent == ENVS and env.exists(), f"rule {name}: conda env {conda.group(1)} not in envs/"
+    env = (RULES / conda).resolve()
+    assert env.parent == ENVS and env.exists(), f"rule {name}: conda env {conda} not in envs/"
     resources = body.split("resources:", 1)[1]
     assert re.search(r"\bmem_mb\s*=", resources) and re.search(r"\bruntime\s*=", resources), (
         f"rule {name}: resources need mem_mb and runtime (the SLURM profile submits with them)"
@@ -284,9 +294,9 @@ def stage_rules() -> list[tuple[str, str, str]]:
                 stage = m and STAGE_CALL.search(m.group(0))
                 if stage:
                     break
-        conda = re.search(r"^    conda:\s*\n\s+[\"'](.+?)[\"']", body, re.M)
+        conda = conda_env(body)
         if stage and conda:
-            out.append((name, stage.group(1), Path(conda.group(1)).name))
+            out.append((name, stage.group(1), Path(conda).name))
     return out
 
 
