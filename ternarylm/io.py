@@ -35,7 +35,7 @@ class UserError(Exception):
 
 
 # optional dependency (import name) -> the extra that installs it
-EXTRAS = {"gguf": "deploy", "llama_cpp": "deploy", "snakemake_executor_plugin_slurm": "slurm"}
+EXTRAS = {"llama_cpp": "deploy", "snakemake_executor_plugin_slurm": "slurm"}
 _HOST = socket.gethostname().replace(".", "_")
 # a temporary of another host cannot be probed for life; it is stale after this long
 STALE_FOREIGN_S = 24 * 3600
@@ -44,12 +44,18 @@ _TORCH_WRITE_ERRORS = ("unexpected pos", "file write failed", "PytorchStreamWrit
 
 
 def require(module: str, extra: str | None = None) -> Any:
-    """Import an optional dependency, or one line naming the extra that installs it."""
+    """Import a dependency, or one line naming what installs it: its extra, or (not an extra's, e.g.
+    gguf) the package itself."""
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        extra = extra or EXTRAS.get(module, "dev")
-        raise UserError(f"{module} is not installed: pip install 'ternarylm[{extra}]'") from e
+        extra = extra or EXTRAS.get(module)
+        hint = (
+            f"pip install 'ternarylm[{extra}]'"
+            if extra
+            else "a core dependency: reinstall ternarylm (pip install -e .)"
+        )
+        raise UserError(f"{module} is not installed: {hint}") from e
 
 
 def _pid_alive(pid: int) -> bool:
