@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ternarylm.io import read_json
-
 
 def _proc_status_mb(key: str) -> float | None:
     """A memory line of /proc/self/status (``VmHWM``, ``VmRSS``) in MB; None off Linux."""
@@ -42,22 +40,6 @@ def _rss_mb() -> float:
 def _current_rss_mb() -> float:
     now = _proc_status_mb("VmRSS")
     return now if now is not None else float("nan")
-
-
-def load_model_lean(model_dir: str | Path):
-    """Like ``model.load_model`` but never holds two copies of the weights (built on ``meta``)."""
-    import torch
-    from safetensors.torch import load_file
-
-    from ternarylm.model import ModelConfig, TransformerLM, rope_tables
-
-    model_dir = Path(model_dir)
-    cfg = ModelConfig.from_dict(read_json(model_dir / "config.json")["model"])
-    with torch.device("meta"):
-        model = TransformerLM(cfg)
-    model.load_state_dict(load_file(str(model_dir / "model.safetensors")), assign=True)
-    model.rope_cos, model.rope_sin = rope_tables(cfg.head_dim, cfg.seq_len, cfg.rope_base)
-    return model.eval()
 
 
 def _tensor_mb(obj: Any) -> float:
@@ -102,6 +84,7 @@ def _load_torch(spec: dict[str, Any]):
     """(model on the device, weight MB) of one torch format."""
     import torch
 
+    from ternarylm.model import load_model
     from ternarylm.packed import load_packed
 
     fmt = spec["format"]
@@ -110,7 +93,7 @@ def _load_torch(spec: dict[str, Any]):
         model = load_packed(spec["path"], mode=spec["packed_mode"])
         weight_mb = os.path.getsize(spec["path"]) / 1e6
     else:
-        model = load_model_lean(spec["path"])
+        model = load_model(spec["path"])  # built on meta: the weights are held once
         if fmt == "torch-bf16":
             model = model.to(torch.bfloat16)
         elif fmt == "torch-int8":

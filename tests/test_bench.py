@@ -102,13 +102,22 @@ def test_iqr():
     assert iqr([5.0, 1.0, 3.0]) == pytest.approx(2.0)
 
 
-def test_lean_loader_equals_load_model(twins):
-    from ternarylm.bench_worker import load_model_lean
+def test_load_model_assigns_the_files_weights(twins):
+    """load_model builds on the meta device and assigns the file's tensors (the weights held once, as
+    the bench's memory rows need): it equals a model built, initialised, then loaded, and still trains."""
+    from safetensors.torch import load_file
+
+    from ternarylm.model import ModelConfig, TransformerLM
 
     idx = torch.randint(5, 300, (2, 9), generator=torch.Generator().manual_seed(2))
     for d in twins.values():
+        ref = TransformerLM(ModelConfig.from_dict(json.loads((d / "config.json").read_text())["model"]))
+        ref.load_state_dict(load_file(str(d / "model.safetensors")))
+        model = load_model(d)
         with torch.no_grad():
-            assert torch.equal(load_model_lean(d)(idx), load_model(d)(idx))
+            assert torch.equal(model(idx), ref.eval()(idx))
+        assert all(p.requires_grad and p.device.type == "cpu" for p in model.parameters())
+        assert all(b.device.type == "cpu" for b in model.buffers())
 
 
 def test_bench_settings_validate_formats():
