@@ -13,6 +13,7 @@ import resource
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,7 @@ def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)
         prefill, decode, n = _timed(fn, spec["warmup"], spec["repeats"], spec["budget_s"])
-        row = _row(spec, batch, int(spec["n_params"]), weight_mb, base, load_rss, prefill, decode, n)
+        row = _row(spec, Timing(batch, weight_mb, base, load_rss, prefill, decode, n))
         if cuda:
             row["gpu_load_mb"] = round(gpu_load, 1)
             row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 1e6, 1)
@@ -193,12 +194,26 @@ def _measure_gguf(spec: dict[str, Any]) -> list[dict[str, Any]]:
                 return t1 - t0, time.perf_counter() - t1
 
             prefill, decode, n = _timed(once, spec["warmup"], spec["repeats"], spec["budget_s"])
-        rows.append(_row(spec, batch, int(spec["n_params"]), weight_mb, base, load_rss, prefill, decode, n))
+        rows.append(_row(spec, Timing(batch, weight_mb, base, load_rss, prefill, decode, n)))
     return rows
 
 
-def _row(spec, batch, n_params, weight_mb, base, load_rss, prefill, decodes, repeats) -> dict[str, Any]:
-    per_token = [1000 * d / spec["new_tokens"] for d in decodes]
+@dataclass(frozen=True)
+class Timing:
+    """What one batch of one format measured (sizes in MB, times in s); ``_row`` makes it a CSV row."""
+
+    batch: int
+    weight_mb: float
+    base_rss: float  # process RSS before loading the model
+    load_rss: float  # current RSS after loading it
+    prefill: float
+    decodes: list[float]  # decode time of each timed run
+    repeats: int
+
+
+def _row(spec: dict[str, Any], t: Timing) -> dict[str, Any]:
+    batch, weight_mb, base, load_rss = t.batch, t.weight_mb, t.base_rss, t.load_rss
+    per_token = [1000 * d / spec["new_tokens"] for d in t.decodes]
     ms = statistics.median(per_token)
     return {
         "device": spec["device"],
@@ -207,7 +222,7 @@ def _row(spec, batch, n_params, weight_mb, base, load_rss, prefill, decodes, rep
         "role": spec["role"],
         "batch": batch,
         "threads": spec["threads"],
-        "n_params": n_params,
+        "n_params": int(spec["n_params"]),
         "weight_mb": round(weight_mb, 2),
         "load_rss_mb": round(load_rss, 1),
         "rss_mb": round(_current_rss_mb(), 1),
@@ -215,13 +230,13 @@ def _row(spec, batch, n_params, weight_mb, base, load_rss, prefill, decodes, rep
         "base_rss_mb": round(base, 1),
         "gpu_load_mb": "",  # CUDA only: torch.cuda.memory_allocated after loading
         "gpu_peak_mb": "",  # CUDA only: torch.cuda.max_memory_allocated while decoding that batch
-        "prefill_ms": round(1000 * prefill, 3),
+        "prefill_ms": round(1000 * t.prefill, 3),
         "ms_per_token": round(ms, 3),
         "ms_per_token_iqr": round(iqr(per_token), 3),
         "tokens_per_s": round(batch * 1000 / ms, 2),
         "prompt_tokens": spec["prompt_tokens"],
         "new_tokens": spec["new_tokens"],
-        "repeats": repeats,
+        "repeats": t.repeats,
     }
 
 

@@ -77,6 +77,7 @@ from ternarylm.glue import (
 from ternarylm.io import UserError, read_json, write_csv, write_json
 from ternarylm.layout import SCRATCH
 from ternarylm.provenance import provenance
+from ternarylm.quant import BitLinear
 
 log = logging.getLogger("ternarylm.finetune")
 STATE_NAME = "finetune_state.pt"  # in --ckpt DIR
@@ -494,7 +495,7 @@ def finetune(
     if ckpt_dir is not None:
         job.ckpt = Checkpoint(ckpt_dir, STATE_NAME)
         job.fingerprint = _fingerprint(job, backbone_id, tokenizer_path, max_len)
-    n_bitlinear = sum(1 for m in backbone.modules() if type(m).__name__ == "BitLinear")
+    n_bitlinear = sum(isinstance(m, BitLinear) for m in backbone.modules())
     sizes = " / ".join(f"{k} {len(v[0])}" for k, v in data.items())
     log.info(
         "finetune %s: backbone %s (%s, %d BitLinear), seed %d, device %s, %s",

@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ternarylm.quant import EPS, BitLinear, quantize_activation, ternary_codes
+from ternarylm.quant import EPS, BitLinear, quantize_activation, swap_bitlinears, ternary_codes
 
 FORMAT = "ternarylm-packed-v1"
 MODES = ("int8", "unpack", "dense")
@@ -155,27 +155,9 @@ class PackedTernaryLinear(nn.Module):
         )
 
 
-def _swap(model: nn.Module, make) -> nn.Module:
-    for name, m in list(model.named_modules()):
-        if isinstance(m, BitLinear):
-            parent_name, _, child = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, child, make(m))
-    return model
-
-
 def pack_model(model: nn.Module, mode: str = "int8") -> nn.Module:
     """Replace every BitLinear in ``model`` (in place) by a PackedTernaryLinear; returns ``model``."""
-    return _swap(model, lambda m: PackedTernaryLinear.from_bitlinear(m, mode))
-
-
-def set_mode(model: nn.Module, mode: str) -> None:
-    """Switch the kernel of every PackedTernaryLinear in ``model``."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    for m in model.modules():
-        if isinstance(m, PackedTernaryLinear):
-            m.mode, m._codes, m._dense = mode, None, None
+    return swap_bitlinears(model, lambda m: PackedTernaryLinear.from_bitlinear(m, mode))
 
 
 def save_packed(
@@ -226,7 +208,7 @@ def load_packed(path: str | Path, mode: str = "int8", dtype: torch.dtype = torch
     cfg = ModelConfig.from_dict(json.loads(meta["model"]))
     with torch.device("meta"):  # no latent weights are ever materialised
         model = TransformerLM(cfg)
-    _swap(model, lambda m: PackedTernaryLinear(m.in_features, m.out_features, m.act_bits, mode))
+    swap_bitlinears(model, lambda m: PackedTernaryLinear(m.in_features, m.out_features, m.act_bits, mode))
     state = load_file(str(path))
     state = {
         k: (v.to(dtype) if v.is_floating_point() and not k.endswith(".alpha") else v)

@@ -10,6 +10,8 @@ The straight-through estimator is plain tensor arithmetic (:func:`ste`), not a c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -112,3 +114,16 @@ def shared_input(x: torch.Tensor, *linears: nn.Module) -> list[torch.Tensor]:
 def ternary_state(model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Map module name -> (int8 codes, alpha) for every BitLinear in ``model``."""
     return {name: ternary_codes(m.weight) for name, m in model.named_modules() if isinstance(m, BitLinear)}
+
+
+def swap_bitlinears(model: nn.Module, make: Callable[[BitLinear], nn.Module]) -> nn.Module:
+    """Replace every BitLinear inside ``model`` by ``make(it)``, in place; returns ``model``. The one
+    swap the packed (deployment) and reference (seed's slow path) layers both use."""
+    targets = [(name, m) for name, m in model.named_modules() if isinstance(m, BitLinear)]
+    for name, m in targets:
+        if not name:
+            raise ValueError("a swap needs a model containing BitLinear layers, not a BitLinear")
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, make(m))
+    return model

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ternarylm.quant import EPS, BitLinear
+from ternarylm.quant import EPS, swap_bitlinears
 
 
 class TernaryLinearFunction(torch.autograd.Function):
@@ -84,15 +84,9 @@ def swap_to_reference(model: nn.Module) -> nn.Module:
     Returns ``model``. The weight Parameters are the same objects (an existing optimizer keeps
     working) and the global RNG is not touched (dropout masks stay those of the unswapped model).
     """
-    targets = [(name, m) for name, m in model.named_modules() if isinstance(m, BitLinear)]
-    for name, m in targets:
-        if not name:
-            raise ValueError("swap_to_reference needs a model containing BitLinear layers, not a BitLinear")
-        ref = RefBitLinear(m.in_features, m.out_features, act_bits=m.act_bits, weight=m.weight)
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, ref)
-    return model
+    return swap_bitlinears(
+        model, lambda m: RefBitLinear(m.in_features, m.out_features, act_bits=m.act_bits, weight=m.weight)
+    )
 
 
 def count_reference_layers(model: nn.Module) -> int:
