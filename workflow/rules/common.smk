@@ -8,16 +8,19 @@ from snakemake.exceptions import WorkflowError
 
 from ternarylm.io import write_text
 from ternarylm.glue import LOCAL_FILES as GLUE_LOCAL_FILES, TASKS as GLUE_TASKS
-from ternarylm.layout import NONCAUSAL, SCRATCH, TWINS, Layout, runs
+from ternarylm.layout import NONCAUSAL, SCRATCH, TWINS, Plan
 
 RESULTS = config["results_dir"]
 MAIN = config["main_corpus"]
 VARIANTS = config["variants"]
 SEEDS = config["seeds"]
 
-# Every path under results/ is spelled once, in ternarylm.layout.Layout (the notebooks and
-# `ternarylm report` use the same class); the rules call its methods by these short names.
-LAYOUT = Layout(RESULTS)
+# Every path under results/ is spelled once, in ternarylm.layout.Layout, and the runs of this config
+# are enumerated once, in ternarylm.layout.runs: PLAN (a Layout that also knows each notebook's inputs;
+# the notebooks and `ternarylm report` build the same) is built once, here; the rules call its
+# methods by these short names.
+PLAN = Plan(RESULTS, config)
+LAYOUT = PLAN
 data = LAYOUT.data
 tokenizer_json = LAYOUT.tokenizer_json
 tokens = LAYOUT.tokens
@@ -77,11 +80,10 @@ FINETUNE_THREADS = FINETUNE.get("threads") or TRAIN_THREADS
 BENCH_THREADS = lambda wildcards: config["bench"]["threads"] or workflow.cores
 
 
-# the runs of this config, enumerated once in ternarylm.layout.runs (Artifacts uses the same): the
-# twins x seeds, the fp32-noncausal control (pretrained and evaluated like the twins; never
-# fine-tuned, benched, sparsity-counted or deployed: those rules' variant constraints name the twins
-# only), then F1's convergence runs that are not main runs
-RUNS = runs(config)
+# the runs of this config: the twins x seeds, the fp32-noncausal control (pretrained and evaluated
+# like the twins; never fine-tuned, benched, sparsity-counted or deployed: those rules' variant
+# constraints name the twins only), then F1's convergence runs that are not main runs
+RUNS = PLAN.runs
 PRETRAIN_RUNS = RUNS.pretrain
 # wildcard patterns of the two twins, and of the twins plus the control
 TWIN = "|".join(TWINS)

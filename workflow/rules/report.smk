@@ -4,9 +4,9 @@
 # from ternarylm.layout: `ternarylm report` checks the same input list before it starts a kernel,
 # so rules and notebooks cannot disagree. Tables, figures and the rendered notebooks are marked for
 # `snakemake --report`.
-from ternarylm.layout import NOTEBOOK_CONFIG, NOTEBOOK_TABLES, NOTEBOOKS, Plan
+from ternarylm.layout import NOTEBOOK_CONFIG, NOTEBOOK_TABLES, NOTEBOOKS
 
-REPORT_ART = Plan(RESULTS, config)  # a Layout that also knows what each notebook reads
+REPORT_ART = PLAN  # common.smk's: a Layout that also knows what each notebook reads
 
 in_report = report  # snakemake's report() flag (the alias keeps snakefmt from reading a directive)
 
