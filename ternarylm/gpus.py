@@ -21,6 +21,8 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ternarylm.config import resolve
+
 log = logging.getLogger("ternarylm")
 
 ENV = "CUDA_VISIBLE_DEVICES"
@@ -103,10 +105,10 @@ def stage_device(stage: str, args: Any, config: Mapping[str, Any]) -> str:
     """cpu, cuda or auto: where this stage will run."""
     if getattr(args, "device", None):
         return str(args.device)
-    train = config.get("train") or {}
-    if stage == "finetune":
-        return str((config.get("finetune") or {}).get("device") or train.get("device") or "auto")
-    return str(train.get("device") or "auto")
+    config = resolve(dict(config))
+    if stage == "finetune":  # finetune.device null: train.device
+        return str(config["finetune"]["device"] or config["train"]["device"])
+    return str(config["train"]["device"])
 
 
 def pin_for_stage(stage: str, args: Any, config: Mapping[str, Any]) -> str | None:

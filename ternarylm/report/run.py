@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ternarylm.config import resolve
 from ternarylm.io import UserError, atomic_path, write_text
 from ternarylm.report.artifacts import NOTEBOOKS, Artifacts, Layout
 
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     if not template.exists():
         raise UserError(f"notebook template not found: {template}")
     params = notebook_parameters(results, Path(args.config))
-    kernel = args.kernel or (config.get("report") or {}).get("kernel") or "python3"
+    kernel = args.kernel or resolve(config)["report"]["kernel"]
     t0, started = time.perf_counter(), time.time() - 1.0
     execute(template, out_dir / f"{name}.ipynb", params, kernel)
     fold_parameters(out_dir / f"{name}.ipynb")
