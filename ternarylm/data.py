@@ -92,9 +92,14 @@ def _shakespeare_split(text: str, split: str, val_fraction: float) -> list[str]:
     return [b.strip() for b in part.replace("\r\n", "\n").split("\n\n") if b.strip()]
 
 
+def _corpus_cfg(config: dict[str, Any], corpus: str) -> dict[str, Any]:
+    """``corpora.<corpus>`` as given: a cap (max_*_docs) it does not set is no cap, never a default."""
+    return (config.get("corpora") or {}).get(corpus) or {}
+
+
 def load_local(corpus: str, split: str, config: dict[str, Any]) -> tuple[list[str], list[Path]]:
     data_dir = Path(config["data_dir"])
-    ccfg = resolve(config)["corpora"].get(corpus) or {}
+    ccfg = _corpus_cfg(config, corpus)
     path = data_dir / LOCAL_FILES[corpus][split]
     if corpus == "writingprompts" and not path.exists():
         raise UserError(
@@ -103,7 +108,9 @@ def load_local(corpus: str, split: str, config: dict[str, Any]) -> tuple[list[st
         )
     text = read_text_file(path)
     if corpus == "shakespeare":
-        docs = _shakespeare_split(text, split, float(ccfg["val_fraction"]))
+        docs = _shakespeare_split(
+            text, split, float(resolve(config)["corpora"]["shakespeare"]["val_fraction"])
+        )
     else:
         docs = split_docs(text)
     return _limit(docs, ccfg.get(f"max_{split}_docs")), [path]
@@ -113,7 +120,7 @@ def load_hf(corpus: str, split: str, config: dict[str, Any]) -> list[str]:  # pr
     import datasets
 
     repo, name, splits = HF_IDS[corpus]
-    n = (resolve(config)["corpora"].get(corpus) or {}).get(f"max_{split}_docs")
+    n = _corpus_cfg(config, corpus).get(f"max_{split}_docs")
     hf_split = splits[split] + (f"[:{n}]" if n else "")
     ds = datasets.load_dataset(repo, name, split=hf_split)
     if corpus == "writingprompts":
