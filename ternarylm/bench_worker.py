@@ -94,7 +94,7 @@ def _load_torch(spec: dict[str, Any]):
         model = load_packed(spec["path"], mode=spec["packed_mode"])
         weight_mb = os.path.getsize(spec["path"]) / 1e6
     else:
-        model = load_model(spec["path"])  # built on meta: the weights are held once
+        model = load_model(spec["path"], lean=True)  # the weights held once: the memory rows
         if fmt == "torch-bf16":
             model = model.to(torch.bfloat16)
         elif fmt == "torch-int8":

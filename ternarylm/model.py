@@ -13,6 +13,7 @@ untied LM head stay full precision.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -346,11 +347,12 @@ def save_model(model: TransformerLM, out_dir, extra: dict[str, Any] | None = Non
     write_json(out_dir / "config.json", meta)
 
 
-def load_model(model_dir, device: str | torch.device = "cpu") -> TransformerLM:
+def load_model(model_dir, device: str | torch.device = "cpu", lean: bool = False) -> TransformerLM:
     """Load a twin written by :func:`save_model`; a broken file is one line naming it.
 
-    The model is built on the meta device and the file's tensors are assigned to it, so the weights
-    are held once (no random init to overwrite): the benchmark's memory rows rely on it."""
+    ``lean``: build on the meta device and assign the file's tensors, so the weights are held once
+    (the benchmark's memory rows). The default builds (and randomly initialises) the model first,
+    which draws from the global RNG: seeded fine-tuning runs depend on that draw, so it stays."""
     from pathlib import Path
 
     from safetensors import SafetensorError
@@ -368,19 +370,19 @@ def load_model(model_dir, device: str | torch.device = "cpu") -> TransformerLM:
         cfg = ModelConfig.from_dict(read_json(model_dir / "config.json")["model"])
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{model_dir / 'config.json'}: not a model config ({e})") from e
-    with torch.device("meta"):
+    with torch.device("meta") if lean else contextlib.nullcontext():
         model = TransformerLM(cfg)
     try:
         state = load_file(str(weights))
-        model.load_state_dict(state, assign=True)
+        model.load_state_dict(state, assign=lean)
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{weights}: unreadable or truncated model weights ({first[:200]})") from e
     bad = [k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
     if bad:  # e.g. a flipped exponent bit: every output would be NaN
         raise UserError(f"{weights}: non-finite weights in {', '.join(bad[:3])} (the file is corrupt)")
-    # the RoPE tables are buffers, not in the file: computed for real instead of on meta
-    model.rope_cos, model.rope_sin = rope_tables(cfg.head_dim, cfg.seq_len, cfg.rope_base)
+    if lean:  # the RoPE tables are buffers, not in the file: computed for real instead of on meta
+        model.rope_cos, model.rope_sin = rope_tables(cfg.head_dim, cfg.seq_len, cfg.rope_base)
     return model.to(device).eval()
 
 
