@@ -20,6 +20,7 @@ packed safetensors (``--format packed``): see :mod:`ternarylm.packed`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -184,12 +185,15 @@ def export_gguf(
     out = Path(out)
     with atomic_path(out) as tmp:
         w = gguf.GGUFWriter(str(tmp), arch="llama")
-        _write_metadata(w, model.cfg, wpm_vocab(tokenizer, model.cfg.vocab_size), int(file_type))
-        counts = _add_tensors(w, model, ternary, ternary_type, embed_type, linear_type)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
+        try:
+            _write_metadata(w, model.cfg, wpm_vocab(tokenizer, model.cfg.vocab_size), int(file_type))
+            counts = _add_tensors(w, model, ternary, ternary_type, embed_type, linear_type)
+            w.write_header_to_file()
+            w.write_kv_data_to_file()
+            w.write_tensors_to_file()
+        finally:  # a failed write (a full disk) must not leave the deleted temporary open
+            with contextlib.suppress(OSError):
+                w.close()
     size = out.stat().st_size
     log.info("wrote %s (%.1f MB, tensor types %s)", out, size / 1e6, counts)
     return {"path": str(out), "bytes": size, "tensor_types": counts, "file_type": file_type.name}

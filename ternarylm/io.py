@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import socket
 import sys
 import tempfile
@@ -41,6 +42,11 @@ _HOST = socket.gethostname().replace(".", "_")
 STALE_FOREIGN_S = 24 * 3600
 # torch.save's messages when the disk fills up mid-write
 _TORCH_WRITE_ERRORS = ("unexpected pos", "file write failed", "PytorchStreamWriter failed")
+# a full disk as other writers report it: safetensors' SafetensorError (neither OSError nor
+# RuntimeError) carries the OS message; numpy's tofile (the GGUF writer) raises a short write
+# without an errno
+_NEARLY_FULL = 1 << 20  # bytes free under which a write error without errno is a full disk
+_FULL_DISK = re.compile(r"No space left on device|os error 28|Disk quota exceeded|\d+ requested and \d+ written")
 
 
 def require(module: str, extra: str | None = None) -> Any:
@@ -87,7 +93,13 @@ def _write_error(path: Path, e: BaseException) -> UserError | None:
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return UserError(f"cannot write {path}: {e.strerror}")
     if isinstance(e, RuntimeError) and any(m in str(e) for m in _TORCH_WRITE_ERRORS):
-        return UserError(f"no space left on device (or write failed): {path}")
+        # torch.save's writer drops the errno: a (nearly) full file system says which it was
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(path.parent).free < _NEARLY_FULL:
+                return UserError(f"no space left on device: {path}")
+        return UserError(f"write failed: {path} ({str(e).strip().splitlines()[0][:200]})")
+    if not isinstance(e, UserError) and _FULL_DISK.search(str(e)):
+        return UserError(f"no space left on device: {path}")
     return None
 
 
@@ -111,7 +123,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual mode
         os.replace(tmp_path, path)
-    except (OSError, RuntimeError) as e:
+    except Exception as e:  # every writer's way of saying "disk full" becomes the same one line
         err = _write_error(path, e)
         if err is None:
             raise

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ternarylm import identity
 from ternarylm.checkpoint import Checkpoint, is_finite, restore_rng, rng_state
 from ternarylm.encode import load_tokens
 from ternarylm.io import UserError, write_csv
@@ -233,7 +234,7 @@ def plan_steps(job: PretrainJob) -> Plan:
 def _fingerprint(job: PretrainJob, plan: Plan, device: torch.device) -> str:
     # what changes the result; device/threads/ckpt cadence/logging do not, except CPU threads
     ignore = ("threads", "device", "ckpt_every", "ckpt_minutes", "log_every", "keep_checkpoint")
-    return fingerprint(
+    config_fp = fingerprint(
         {
             "model": plan.mcfg.to_dict(),
             "train": {k: v for k, v in job.tcfg.items() if k not in ignore},
@@ -242,15 +243,15 @@ def _fingerprint(job: PretrainJob, plan: Plan, device: torch.device) -> str:
             "n_train": int(len(plan.train_w.tokens)),
             "n_val": int(len(plan.val_w.tokens)),
         }
-    )
+    )  # + the content of the token files (and the tokenizer and text they were made from)
+    return identity.with_data(config_fp, identity.token_files_id(job.train_bin, job.val_bin))
 
 
 def _resume(run: Run, ckpt: Checkpoint, fp: str, total: int) -> None:
     state = ckpt.load()
     if state is None:
         return
-    if state.get("fingerprint") != fp:
-        log.warning("checkpoint %s belongs to another config; starting from scratch", ckpt.path)
+    if not identity.may_resume(state.get("fingerprint"), fp, ckpt.path, "the token files"):
         return
     run.model.load_state_dict(state["model"])
     run.opt.load_state_dict(state["optimizer"])
