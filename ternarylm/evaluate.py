@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ternarylm.encode import load_tokens
+from ternarylm.identity import check_tokens
 from ternarylm.io import UserError, write_json
 from ternarylm.model import load_model
 from ternarylm.provenance import provenance
@@ -29,6 +30,8 @@ def evaluate_model(model_dir: Path, train_bin: Path, val_bin: Path, config: dict
     tcfg, ecfg = config["train"], config.get("evaluate", {})
     device = resolve_device(tcfg.get("device", "auto"))
     model = load_model(model_dir, device)
+    for path in (val_bin, train_bin):
+        check_tokens(model_dir, path)
     ctx = autocast_context(device, tcfg.get("precision", "auto"))
     ls, bs, L = float(tcfg["label_smoothing"]), int(tcfg["batch_size"]), model.cfg.seq_len
     out: dict[str, Any] = {"model_dir": str(model_dir), "label_smoothing": ls, "params": model.num_params()}

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ternarylm import hf_export
+from ternarylm.identity import check_tokenizer
 from ternarylm.io import UserError, atomic_path, read_json, require, write_json
 from ternarylm.model import BLOCK_NAMES, rename_module, require_causal
 from ternarylm.provenance import provenance
@@ -362,6 +363,11 @@ def run(args: argparse.Namespace, config: dict) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     require_causal(args.model, f"export ({args.format})")  # every runtime decodes causally
+    if args.tokenizer:  # a foreign vocabulary would load and print the wrong words
+        vocab = (read_json(Path(args.model) / "config.json").get("model") or {}).get("vocab_size")
+        check_tokenizer(args.model, args.tokenizer, vocab)
+    if args.format == "gguf" and args.verify and not args.verify.exists():  # before the export is written
+        raise UserError(f"missing token file: {args.verify}")
     if args.format == "hf":
         hf_export.run(args)
     elif args.format == "gguf":

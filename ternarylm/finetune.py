@@ -480,6 +480,8 @@ def finetune(
     backbone, variant, seed, backbone_id = _load_backbone(
         model_dir, tok.get_vocab_size(), config, seed, device
     )
+    if model_dir is not None:  # ids past its vocab are an IndexError; a foreign vocab is garbage
+        identity.check_tokenizer(model_dir, tokenizer_path, backbone.cfg.vocab_size)
     max_len = min(int(ft["max_len"]), backbone.cfg.seq_len)
     if task in PAIR_TASKS and max_len < 5:
         raise UserError(f"finetune.max_len {max_len} leaves no room for a sentence pair")

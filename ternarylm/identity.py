@@ -85,6 +85,17 @@ def tokenizer_id(tokenizer_path: str | Path | None, vocab_size: int | None = Non
     return {"tokenizer_sha256": sha256_file(tokenizer_path), "vocab_size": int(vocab_size)}
 
 
+def tokenizer_of_tokens(train_bin: str | Path, tokenizer_path: str | Path | None) -> dict[str, Any]:
+    """The tokenizer half of a pretrained model's record: the tokenizer the training tokens were
+    made with (their meta's hash), else the ``--tokenizer`` file's."""
+    meta_path = Path(train_bin).with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    sha = meta.get("tokenizer_sha256")
+    if sha is None and tokenizer_path:
+        sha = sha256_file(tokenizer_path)
+    return {"tokenizer_sha256": sha}
+
+
 def record_of(model_dir: str | Path) -> dict[str, Any] | None:
     """The identity record of a model folder, or None (a folder saved before records existed)."""
     path = Path(model_dir) / "config.json"
@@ -108,7 +119,7 @@ def check_weights(model_dir: str | Path) -> None:
         )
 
 
-def check_tokenizer(model_dir: str | Path, tokenizer_path: str | Path | None, vocab_size: int) -> None:
+def check_tokenizer(model_dir: str | Path, tokenizer_path: str | Path | None, vocab_size: int | None) -> None:
     """Refuse a tokenizer that is not the model's: another sha256 than the record's, or (without
     one) a vocabulary size other than the model's ``vocab_size``."""
     if tokenizer_path is None:
@@ -122,11 +133,21 @@ def check_tokenizer(model_dir: str | Path, tokenizer_path: str | Path | None, vo
             f"{got['tokenizer_sha256'][:12]} vs recorded {want_sha[:12]}; vocab {got['vocab_size']} vs "
             f"{rec.get('vocab_size', vocab_size)})"
         )
-    if got["vocab_size"] != vocab_size:
+    if vocab_size is not None and got["vocab_size"] != vocab_size:
         raise UserError(
             f"{tokenizer_path}: vocab of {got['vocab_size']} does not match the model's {vocab_size} "
             f"({model_dir}); pass the tokenizer it was trained with"
         )
+
+
+def check_model(model_dir: str | Path, tokenizer_path: str | Path | None) -> None:
+    """Both checks for a stage that reads the folder through another loader (bench workers)."""
+    check_weights(model_dir)
+    try:
+        vocab = json.loads((Path(model_dir) / "config.json").read_text())["model"]["vocab_size"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # the loader that follows names a missing or broken config.json
+    check_tokenizer(model_dir, tokenizer_path, vocab)
 
 
 def check_tokens(model_dir: str | Path, bin_path: str | Path) -> None:

@@ -46,7 +46,9 @@ _TORCH_WRITE_ERRORS = ("unexpected pos", "file write failed", "PytorchStreamWrit
 # RuntimeError) carries the OS message; numpy's tofile (the GGUF writer) raises a short write
 # without an errno
 _NEARLY_FULL = 1 << 20  # bytes free under which a write error without errno is a full disk
-_FULL_DISK = re.compile(r"No space left on device|os error 28|Disk quota exceeded|\d+ requested and \d+ written")
+_FULL_DISK = re.compile(
+    r"No space left on device|os error 28|Disk quota exceeded|\d+ requested and \d+ written"
+)
 
 
 def require(module: str, extra: str | None = None) -> Any:
@@ -82,7 +84,7 @@ def remove_stale_temporaries(path: Path) -> None:
             else:  # another host's writer, or a temporary from before writers were named
                 stale = time.time() - tmp.stat().st_mtime > STALE_FOREIGN_S
             if stale:
-                tmp.unlink()
+                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()  # atomic_dir's are folders
                 logging.getLogger("ternarylm").info("removed stale temporary %s", tmp)
 
 
@@ -131,6 +133,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling folder of ``path``; only when the block completes is it renamed onto
+    ``path`` (an older folder there is replaced). A failure leaves no folder that looks like output."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file; the output is a folder: choose another path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}@{_HOST}.", suffix=".tmp", dir=path.parent)
+        )
+    except OSError as e:
+        raise (_write_error(path, e) or UserError(f"cannot write {path}: {e.strerror or e}")) from e
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        old = path.with_name(f"{tmp.name}.old")
+        if path.exists():  # two renames: a reader sees the old folder or the new one, never half
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    except Exception as e:
+        err = _write_error(path, e)
+        if err is None:
+            raise
+        raise err from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -369,9 +369,11 @@ def run_pretrain(job: PretrainJob, stop_after: int | None = None) -> list[dict[s
             plan.batch_size, plan.mcfg.seq_len, device,
         )  # fmt: skip
         _loop(job, plan, run, ckpt, fp, stop_after)
-        save_model(
-            model, job.out_dir, {"train": tcfg, "variant": job.variant, "seed": job.seed, **(job.extra or {})}
+        extra = {"train": tcfg, "variant": job.variant, "seed": job.seed, **(job.extra or {})}
+        extra[identity.RECORD] = identity.tokenizer_of_tokens(
+            job.train_bin, (job.extra or {}).get("tokenizer")
         )
+        save_model(model, job.out_dir, extra)
         write_csv(Path(job.out_dir) / "metrics.csv", run.rows, METRIC_FIELDS)
         if not tcfg.get("keep_checkpoint", False):
             shutil.rmtree(job.ckpt_dir, ignore_errors=True)

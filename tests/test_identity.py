@@ -3,14 +3,17 @@ model bound to its tokenizer and weights, whole-or-absent exports, one mapping f
 
 from __future__ import annotations
 
+# ruff: noqa: F811  (pytest fixtures imported from the other test modules)
 import dataclasses
+import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from test_finetune import TINY_CONFIG, _strip, tiny_data, tiny_tokenizer, tiny_twin  # noqa: F401
+from test_finetune import TINY_CONFIG, _strip, tiny_data, tiny_tokenizer, tiny_twin  # noqa: F401  (fixtures)
 from test_train import _run, _weights, tokens  # noqa: F401  (fixtures)
 
 from ternarylm import finetune as ft
@@ -44,7 +47,12 @@ def test_pretrain_resume_after_equal_size_data_change_starts_afresh(tokens, tmp_
 
 
 def test_finetune_resume_after_labels_flipped_starts_afresh(
-    tmp_path, tiny_twin, tiny_tokenizer, tiny_data, caplog, monkeypatch  # noqa: F811
+    tmp_path,
+    tiny_twin,
+    tiny_tokenizer,
+    tiny_data,
+    caplog,
+    monkeypatch,  # noqa: F811
 ):
     cfg = {**TINY_CONFIG, "finetune": {**TINY_CONFIG["finetune"], "epochs": 2}}
     ckpt = tmp_path / "ckpt"
@@ -109,3 +117,193 @@ def test_every_writer_says_no_space_left_in_one_line(full_disk, tmp_path):
             write(path)
         assert str(e.value) == f"no space left on device: {path}", name
         assert not list(full_disk.glob(f".{name}*")), name  # no temporaries left behind
+
+
+# --- a model knows its tokenizer and its weights -------------------------------------------------
+def _tokenizer(path: Path, seed: int, vocab: int) -> Path:
+    from ternarylm.synthetic import synthetic_corpus
+    from ternarylm.tokenizer import train_tokenizer
+
+    path.write_text(train_tokenizer(synthetic_corpus(120, seed), vocab).to_str(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bound(tmp_path_factory):
+    """A ternary and an fp32 model saved with their tokenizer's record, and three foreign tokenizers."""
+    from ternarylm import identity
+    from ternarylm.model import build_model, save_model
+    from ternarylm.tokenizer import load_tokenizer
+
+    root = tmp_path_factory.mktemp("bound")
+    tok = _tokenizer(root / "tok.json", 0, 200)
+    vocab = load_tokenizer(str(tok)).get_vocab_size()
+    cfg = dict(vocab_size=vocab, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64, seq_len=32)
+    for seed, variant in enumerate(("ternary", "fp32")):  # twins differ once trained: other seeds here
+        extra = {"variant": variant, "seed": seed, identity.RECORD: identity.tokenizer_id(tok)}
+        save_model(build_model({**cfg, "linear": variant}, seed=seed), root / variant, extra)
+    foreign = {
+        "smaller": _tokenizer(root / "small.json", 0, 120),
+        "larger": _tokenizer(root / "large.json", 0, 357),
+        "same size": _tokenizer(root / "same.json", 1, 200),
+    }
+    assert load_tokenizer(str(foreign["same size"])).get_vocab_size() == vocab
+    return root, tok, foreign
+
+
+def _cli(capfd, *argv) -> tuple[int, str]:
+    from ternarylm.cli import main
+
+    capfd.readouterr()
+    rc = main(list(map(str, argv)))
+    return rc, capfd.readouterr().err.strip()
+
+
+@pytest.mark.parametrize("which", ["smaller", "larger", "same size"])
+def test_every_stage_refuses_a_foreign_tokenizer(bound, tmp_path, capfd, tiny_data, which):
+    root, tok, foreign = bound
+    model, bad = root / "ternary", foreign[which]
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(TINY_CONFIG))
+    stages = {
+        "generate": ["generate", "--model", model, "--tokenizer", bad, "--max-new-tokens", 2],
+        "finetune": [
+            "finetune",
+            "--task",
+            "mrpc",
+            "--model",
+            model,
+            "--tokenizer",
+            bad,
+            "--out",
+            tmp_path / "f",
+        ],
+        "export hf": [
+            "export",
+            "--format",
+            "hf",
+            "--model",
+            model,
+            "--tokenizer",
+            bad,
+            "--out",
+            tmp_path / "hf",
+        ],
+        "export gguf": [
+            "export",
+            "--format",
+            "gguf",
+            "--model",
+            model,
+            "--tokenizer",
+            bad,
+            "--out",
+            tmp_path / "g.gguf",
+        ],
+        "export packed": [
+            "export",
+            "--format",
+            "packed",
+            "--model",
+            model,
+            "--tokenizer",
+            bad,
+            "--out",
+            tmp_path / "p.st",
+        ],
+        "bench": [
+            "bench",
+            "--models",
+            model,
+            "--tokenizer",
+            bad,
+            "--out",
+            tmp_path / "b.csv",
+            "--formats",
+            "torch-fp32",
+        ],
+    }
+    for stage, argv in stages.items():
+        rc, err = _cli(capfd, argv[0], "--config", cfg, *argv[1:])
+        assert rc == 2 and len(err.splitlines()) == 1, (stage, err)
+        assert "tokenizer" in err and str(bad) in err, (stage, err)
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "c.json"]  # nothing written
+    # the model's own tokenizer passes the same check
+    from ternarylm.identity import check_model
+
+    check_model(model, tok)
+
+
+def test_evaluate_refuses_tokens_of_another_tokenizer(bound, tmp_path):
+    from ternarylm.evaluate import evaluate_model
+
+    root, _, _ = bound
+    bin_path = tmp_path / "val.bin"
+    np.arange(5, 105, dtype=np.uint16).tofile(bin_path)
+    meta = {"n_tokens": 100, "vocab_size": 200, "tokenizer_sha256": "0" * 64}
+    bin_path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="tokenized with another tokenizer"):
+        evaluate_model(
+            root / "ternary",
+            bin_path,
+            bin_path,
+            {"train": {"device": "cpu", "label_smoothing": 0.1, "batch_size": 2}},
+        )
+
+
+def test_finite_corruption_and_the_other_twins_config_are_refused(bound, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from ternarylm.model import load_model
+
+    root, _, _ = bound
+    bad = tmp_path / "finite"
+    shutil.copytree(root / "ternary", bad)
+    state = load_file(str(bad / "model.safetensors"))
+    state["tok_emb.weight"][:8] += 0.5  # finite, plausible: only the hash can tell
+    save_file(state, str(bad / "model.safetensors"))
+    with pytest.raises(UserError, match="sha256 differs from the one its config.json records"):
+        load_model(bad)
+    mixed = tmp_path / "mixed"  # the ternary twin's weights under the fp32 twin's config.json
+    shutil.copytree(root / "ternary", mixed)
+    shutil.copy(root / "fp32" / "config.json", mixed / "config.json")
+    with pytest.raises(UserError, match="sha256 differs"):
+        load_model(mixed)
+    load_model(root / "ternary")  # the untouched folder loads
+
+
+# --- exports that are whole or absent ------------------------------------------------------------
+def test_hf_export_is_whole_or_absent(bound, tmp_path, capfd):
+    root, tok, _ = bound
+    model = root / "ternary"
+    out = tmp_path / "hf"
+    ev = tmp_path / "seed0.json"
+    ev.write_text(
+        json.dumps({"val_ppl": 9.0, "val_ppl_smoothed": 11.0, "label_smoothing": 0.1, "loss_ratio": 1.1})
+    )
+    ftj = tmp_path / "metrics.json"
+    ftj.write_text(json.dumps({"task": "mrpc", "majority": {}, "dev": {}}))
+    short = tmp_path / "short.bin"
+    np.arange(5, 15, dtype=np.uint16).tofile(short)
+    short.with_suffix(".json").write_text(json.dumps({"n_tokens": 10, "vocab_size": 200}))
+    base = ["export", "--format", "hf", "--model", model, "--tokenizer", tok, "--out", out]
+    cases = {
+        "bad --val-tokens": (["--val-tokens", short], "less than one window"),
+        "negative --val-windows": (["--val-windows", -3], "--val-windows must be 0"),
+        "fine-tune JSON as --card-eval": (["--card-eval", ftj], "not an evaluate JSON"),
+    }
+    for case, (extra, msg) in cases.items():
+        rc, err = _cli(capfd, *base, *extra)
+        assert rc == 2 and len(err.splitlines()) == 1 and msg in err, (case, err)
+        assert not out.exists() and not list(tmp_path.glob(".hf*")), case
+    rc, err = _cli(capfd, *base, "--card-eval", ev)  # the retry is not blocked
+    assert rc == 0, err
+    assert {"model.safetensors", "export.json", "README.md"} <= {p.name for p in out.iterdir()}
+    assert str(out) in (out / "README.md").read_text() and ".tmp" not in (out / "README.md").read_text()
+    rc, err = _cli(capfd, *base)  # a second export replaces the first, whole
+    assert rc == 0 and (out / "README.md").exists() and not list(tmp_path.glob(".hf*")), err
+    afile = tmp_path / "afile"
+    afile.write_text("user data")
+    rc, err = _cli(capfd, *base[:-1], afile)
+    assert rc == 2 and len(err.splitlines()) == 1 and "is a file" in err, err
+    assert afile.read_text() == "user data"
