@@ -227,6 +227,55 @@ def write_csv(
             w.writerows(rows)
 
 
+# the expanded size (nodes, aliases followed) a config may have: thousands of times any real preset;
+# a "billion laughs" alias bomb passes it only after exponential expansion, which is refused first
+MAX_CONFIG_NODES = 100_000
+
+
+def load_yaml_strict(text: str, source: str | os.PathLike) -> Any:
+    """``yaml.safe_load`` that refuses what PyYAML lets through silently: a duplicate key (it keeps the
+    last one) names the key and both lines; aliases that expand past MAX_CONFIG_NODES (a walk over
+    the config would hang) are refused in linear time."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return None
+    sizes: dict[int, int] = {}
+    _check_yaml_node(root, str(source), sizes)
+    return yaml.safe_load(text)
+
+
+def _check_yaml_node(node: yaml.Node, source: str, sizes: dict[int, int]) -> int:
+    """Expanded size of ``node`` (each node counted once per reference), duplicate keys refused."""
+    if id(node) in sizes:  # an alias: its size is known, the walk does not repeat it
+        size = sizes[id(node)]
+    elif isinstance(node, yaml.MappingNode):
+        sizes[id(node)] = 0  # a recursive alias counts as nothing more
+        seen: dict[Any, int] = {}
+        size = 1
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                line = key.start_mark.line + 1
+                if key.value in seen:
+                    raise UserError(
+                        f"{source}:{line}: duplicate key {key.value!r} (also on line {seen[key.value]}); "
+                        "YAML would silently keep only the last"
+                    )
+                seen[key.value] = line
+            size += _check_yaml_node(key, source, sizes) + _check_yaml_node(value, source, sizes)
+    elif isinstance(node, yaml.SequenceNode):
+        sizes[id(node)] = 0
+        size = 1 + sum(_check_yaml_node(v, source, sizes) for v in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = size
+    if size > MAX_CONFIG_NODES:
+        raise UserError(
+            f"{source}:{node.start_mark.line + 1}: the config expands to more than {MAX_CONFIG_NODES:,} "
+            "values through its aliases (an alias bomb?); write it without anchors/aliases"
+        )
+    return size
+
+
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
     """Load a resolved config (JSON or YAML) as passed by the Snakemake rules."""
     path = Path(path)
@@ -236,7 +285,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"{path}: config is not a file")
     text = path.read_text(encoding="utf-8")
     try:
-        return json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
+        return json.loads(text) if path.suffix == ".json" else (load_yaml_strict(text, path) or {})
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}:{e.colno}: cannot parse config ({e.msg})") from e
     except yaml.YAMLError as e:  # its own message spans lines and names "<unicode string>"

@@ -307,3 +307,48 @@ def test_hf_export_is_whole_or_absent(bound, tmp_path, capfd):
     rc, err = _cli(capfd, *base[:-1], afile)
     assert rc == 2 and len(err.splitlines()) == 1 and "is a file" in err, err
     assert afile.read_text() == "user data"
+
+
+# --- config parsing that cannot be fooled or hung --------------------------------------------------
+BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")
+)
+
+
+def test_duplicate_keys_are_refused_naming_key_and_both_lines(tmp_path, capfd):
+    path = tmp_path / "dup.yaml"
+    path.write_text("train:\n  lr: 0.01\n  epochs: 2\nmodel:\n  d_model: 64\ntrain:\n  epochs: 3\n")
+    rc, err = _cli(capfd, "check-config", "--configfile", path)
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert f"{path}:6: duplicate key 'train' (also on line 1)" in err
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("train:\n  lr: 0.01\n  lr: 0.003\n")
+    with pytest.raises(UserError, match=r"nested.yaml:3: duplicate key 'lr' \(also on line 2\)"):
+        from ternarylm.io import load_config
+
+        load_config(nested)
+
+
+def test_alias_bomb_fails_fast(tmp_path):
+    import time
+
+    from ternarylm.io import load_config
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB)
+    t0 = time.perf_counter()
+    with pytest.raises(UserError, match="expands to more than 100,000 values through its aliases"):
+        load_config(path)
+    assert time.perf_counter() - t0 < 1.0
+    small = tmp_path / "anchors.yaml"  # an ordinary anchor still works
+    small.write_text("base: &b {lr: 0.01}\ntrain: *b\n")
+    assert load_config(small)["train"] == {"lr": 0.01}
+
+
+@pytest.mark.parametrize("key", ["results_dir", "data_dir"])
+def test_a_path_the_shell_would_split_is_refused_at_parse_time(tmp_path, key):
+    from ternarylm.config import check_cross_fields
+
+    with pytest.raises(UserError, match=rf"{key} '.*a b' holds ' '"):
+        check_cross_fields({key: str(tmp_path / "a b")})
+    check_cross_fields({key: str(tmp_path / "a_b")})
