@@ -9,8 +9,9 @@ from its start to its end.
 
 * a run while another instance holds the lock refuses in one line naming that instance;
 * a folder owned by another checkout is refused, running or not, naming the owner;
-  ``TERNARYLM_TAKE_OVER_RESULTS=1`` takes it over, and then every output is rebuilt (outputs made
-  under another checkout's config are not trusted as up to date).
+  ``TERNARYLM_TAKE_OVER_RESULTS=1 snakemake --forceall ...`` takes it over, every output rebuilt
+  (outputs made under another checkout's config are never trusted as up to date; the forceall is
+  the user's because a Snakefile cannot set it).
 * the same checkout with another config proceeds (Snakemake's params reruns the jobs whose
   settings changed) and the record names the new config.
 
@@ -85,9 +86,11 @@ def take_over() -> bool:
     return value == "1"
 
 
-def check(results: str | os.PathLike, mine: dict[str, Any]) -> bool:
+def check(results: str | os.PathLike, mine: dict[str, Any], forceall: bool = False) -> bool:
     """At parse time (dry runs too): refuse a folder another instance uses or owns; returns True
-    when this instance takes over another checkout's folder (its outputs must be rebuilt)."""
+    when this instance takes over another checkout's folder. Its outputs were made under another
+    config and this checkout's metadata would call them up to date, so taking over needs
+    ``forceall`` (snakemake --forceall: every output rebuilt)."""
     rec = read(results)
     if rec is None:
         return False
@@ -101,13 +104,18 @@ def check(results: str | os.PathLike, mine: dict[str, Any]) -> bool:
             "wait for it to finish, or choose another results_dir"
         )
     if other_checkout:
-        if not take_over():
+        if not (take_over() and forceall):
             raise UserError(
                 f"results folder {results} belongs to {describe(rec)}; choose another results_dir, or "
-                f"set {TAKE_OVER_ENV}=1 to take it over (every output is then rebuilt)"
+                f"take it over with {TAKE_OVER_ENV}=1 snakemake --forceall (every output rebuilt)"
             )
         return True
     return False
+
+
+def forceall_in(argv: list[str]) -> bool:
+    """Whether a snakemake command line asks for --forceall (-F, also in a group such as -nF)."""
+    return any(a == "--forceall" or (a[:1] == "-" and a[1:2] != "-" and "F" in a) for a in argv)
 
 
 def acquire(results: str | os.PathLike, mine: dict[str, Any]) -> None:

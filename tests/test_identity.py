@@ -352,3 +352,59 @@ def test_a_path_the_shell_would_split_is_refused_at_parse_time(tmp_path, key):
     with pytest.raises(UserError, match=rf"{key} '.*a b' holds ' '"):
         check_cross_fields({key: str(tmp_path / "a b")})
     check_cross_fields({key: str(tmp_path / "a_b")})
+
+
+# --- one owner per results folder ----------------------------------------------------------------
+def test_owner_lock_and_record(tmp_path, monkeypatch):
+    from ternarylm import owner
+
+    results = tmp_path / "shared-results"
+    first = owner.record(tmp_path / "clone1", "aaaaaaaaaaaa")
+    assert owner.check(results, first) is False  # a new folder has no owner
+    owner.acquire(results, first)
+    try:
+        assert owner.running(results) and owner.read(results)["run_id"] == first["run_id"]
+        other_config = owner.record(tmp_path / "clone1", "bbbbbbbbbbbb")
+        with pytest.raises(UserError, match=r"in use by a running workflow: checkout .*clone1 \(config aaaa"):
+            owner.check(results, other_config)
+        assert owner.check(results, first) is False  # a dry run of the running config: allowed
+        with pytest.raises(UserError, match="in use by a running workflow"):
+            owner.acquire(results, first)  # never two runs at once, whatever their config
+    finally:
+        owner.release()
+    assert not owner.running(results)
+    assert owner.check(results, other_config) is False  # same checkout, new config: params reruns
+    second = owner.record(tmp_path / "clone2", "aaaaaaaaaaaa")
+    with pytest.raises(
+        UserError, match=rf"belongs to checkout .*clone1 .*{owner.TAKE_OVER_ENV}=1 snakemake --forceall"
+    ):
+        owner.check(results, second, forceall=True)
+    monkeypatch.setenv(owner.TAKE_OVER_ENV, "1")
+    with pytest.raises(UserError, match="belongs to checkout"):
+        owner.check(results, second)  # taking over without rebuilding every output is refused
+    assert owner.check(results, second, forceall=True) is True
+    assert (
+        owner.forceall_in(["-n", "--forceall"])
+        and owner.forceall_in(["-nF"])
+        and not owner.forceall_in(["-n"])
+    )
+    monkeypatch.setenv(owner.TAKE_OVER_ENV, "yes")
+    with pytest.raises(UserError, match=f"{owner.TAKE_OVER_ENV}='yes'"):
+        owner.check(results, second)
+
+
+def test_a_second_checkout_is_refused_by_snakemake(tmp_path):
+    from conftest import copy_workflow, job_counts, snakemake
+
+    from ternarylm import owner
+    from ternarylm.io import write_json
+
+    results = tmp_path / "shared"
+    write_json(results / owner.RECORD, owner.record(tmp_path / "clone1", "aaaaaaaaaaaa"))
+    wd = copy_workflow(tmp_path / "clone2")
+    args = ["-n", "--configfile", "workflow/presets/smoke.yaml", "--config", f"results_dir={results}"]
+    proc = snakemake(wd, *args)
+    assert proc.returncode != 0
+    assert f"results folder {results} belongs to checkout {tmp_path / 'clone1'}" in proc.stderr + proc.stdout
+    proc = snakemake(wd, *args, "--forceall", env={owner.TAKE_OVER_ENV: "1"}, check=True)
+    assert job_counts(proc.stdout).get("prepare") == 1

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -62,9 +63,7 @@ LATEST_CONFIG = LAYOUT.config_file()
 OWNER = owner.record(os.getcwd(), CONFIG_FILE.stem)
 if workflow.is_main_process:
     try:
-        # taken over from another checkout: outputs made under its config are stale, rebuild all
-        if owner.check(RESULTS, OWNER):
-            workflow.dag_settings.forceall = True
+        owner.check(RESULTS, OWNER, forceall=owner.forceall_in(sys.argv))
     except UserError as e:
         raise WorkflowError(str(e)) from None
 
