@@ -312,8 +312,10 @@ def test_hf_export_is_whole_or_absent(bound, tmp_path, capfd):
 
 
 # --- config parsing that cannot be fooled or hung --------------------------------------------------
-BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")
+# 9**7 strings once expanded, in a key the schema types: the old check-config built the whole
+# expansion into its error message (~10 s, ~240 MB here; one level more is 9x that)
+BOMB = "results_dir:\n  - &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"  - &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdef", "bcdefg")
 )
 
 
