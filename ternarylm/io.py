@@ -99,7 +99,7 @@ def _write_error(path: Path, e: BaseException) -> UserError | None:
         with contextlib.suppress(OSError):
             if shutil.disk_usage(path.parent).free < _NEARLY_FULL:
                 return UserError(f"no space left on device: {path}")
-        return UserError(f"write failed: {path} ({str(e).strip().splitlines()[0][:200]})")
+        return UserError(f"no space left on device (or write failed): {path}")
     if not isinstance(e, UserError) and _FULL_DISK.search(str(e)):
         return UserError(f"no space left on device: {path}")
     return None
