@@ -418,3 +418,21 @@ def test_a_second_checkout_is_refused_by_snakemake(tmp_path):
     assert f"results folder {results} belongs to checkout {tmp_path / 'clone1'}" in proc.stderr + proc.stdout
     proc = snakemake(wd, *args, "--forceall", env={"TERNARYLM_TAKE_OVER_RESULTS": "1"}, check=True)
     assert job_counts(proc.stdout).get("prepare") == 1
+
+
+def test_a_local_pretrained_tokenizer_is_a_rule_input(tmp_path):
+    import time
+
+    from conftest import copy_workflow, job_counts, snakemake
+
+    wd = copy_workflow(tmp_path / "wd")
+    vocab = _tokenizer(tmp_path / "vocab.json", 0, 150)
+    over = tmp_path / "pretrained.yaml"
+    over.write_text(f"tokenizer:\n  pretrained: {vocab}\n")
+    target = "results/tokenizer/tokenizer.json"
+    args = ["--configfile", "workflow/presets/smoke.yaml", str(over)]
+    snakemake(wd, "--cores", "1", target, *args, check=True)
+    assert job_counts(snakemake(wd, "-n", target, *args, check=True).stdout) == {}  # up to date
+    time.sleep(1.1)  # a replaced file is newer than the vocabulary made from it
+    _tokenizer(vocab, 1, 150)
+    assert job_counts(snakemake(wd, "-n", target, *args, check=True).stdout).get("tokenizer") == 1
