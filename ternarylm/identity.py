@@ -120,8 +120,9 @@ def check_weights(model_dir: str | Path) -> None:
 
 
 def check_tokenizer(model_dir: str | Path, tokenizer_path: str | Path | None, vocab_size: int | None) -> None:
-    """Refuse a tokenizer that is not the model's: another sha256 than the record's, or (without
-    one) a vocabulary size other than the model's ``vocab_size``."""
+    """Refuse a tokenizer that is not the model's: another sha256 than the one its record holds (a
+    pretrained model's), or, for a folder without one (built by hand), more ids than the model's
+    ``vocab_size`` (a smaller vocabulary is then taken as padded, as the GGUF export pads it)."""
     if tokenizer_path is None:
         return
     rec = record_of(model_dir) or {}
@@ -133,7 +134,7 @@ def check_tokenizer(model_dir: str | Path, tokenizer_path: str | Path | None, vo
             f"{got['tokenizer_sha256'][:12]} vs recorded {want_sha[:12]}; vocab {got['vocab_size']} vs "
             f"{rec.get('vocab_size', vocab_size)})"
         )
-    if vocab_size is not None and got["vocab_size"] != vocab_size:
+    if vocab_size is not None and got["vocab_size"] > vocab_size:
         raise UserError(
             f"{tokenizer_path}: vocab of {got['vocab_size']} does not match the model's {vocab_size} "
             f"({model_dir}); pass the tokenizer it was trained with"
