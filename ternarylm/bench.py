@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from ternarylm.config import resolve
+from ternarylm.identity import check_model
 from ternarylm.io import UserError, read_json, write_csv, write_json
 from ternarylm.layout import ROLE_COLUMN
 from ternarylm.provenance import provenance
@@ -400,4 +401,6 @@ def run(args: argparse.Namespace, config: dict) -> None:
         model_dirs = args.models
     if args.tokenizer is not None and not args.tokenizer.exists():
         raise UserError(f"missing tokenizer: {args.tokenizer}")
+    for model_dir in args.models or []:  # trained twins: their weights and tokenizer as recorded
+        check_model(model_dir, args.tokenizer)
     run_bench(model_dirs, args.out, settings, args.device, args.tokenizer)

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -114,8 +115,18 @@ def check_cross_fields(config: dict[str, Any], source: str = "config") -> None:
             raise UserError(f"{source}: model.n_heads ({h}) must divide model.d_model ({d})")
         if (d // h) % 2:  # RoPE rotates pairs of channels
             raise UserError(f"{source}: head size d_model/n_heads = {d // h} must be even (RoPE)")
+    for key in ("results_dir", "data_dir"):  # both are spelled into every shell rule's command
+        if isinstance(config.get(key), str) and (bad := _SHELL_UNSAFE.search(config[key])):
+            raise UserError(
+                f"{source}: {key} {config[key]!r} holds {bad.group()!r}, which the workflow's shell "
+                "commands would split or expand; choose a path without spaces or shell characters"
+            )
     if "results_dir" in config:
         _check_results_dir(config["results_dir"], source)
+
+
+# characters a POSIX shell splits on or expands in an unquoted word
+_SHELL_UNSAFE = re.compile(r"[\s'\"$`;&|<>(){}\\*?!#\[\]]")
 
 
 def _check_results_dir(value: Any, source: str) -> None:

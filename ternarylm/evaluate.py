@@ -18,6 +18,7 @@ import torch
 
 from ternarylm.config import resolve
 from ternarylm.encode import load_tokens
+from ternarylm.identity import check_tokens
 from ternarylm.io import UserError, write_json
 from ternarylm.model import load_model
 from ternarylm.provenance import provenance
@@ -32,6 +33,8 @@ def evaluate_model(model_dir: Path, train_bin: Path, val_bin: Path, config: dict
     tcfg, ecfg = config["train"], config["evaluate"]
     device = resolve_device(tcfg["device"])
     model = load_model(model_dir, device)
+    for path in (val_bin, train_bin):
+        check_tokens(model_dir, path)
     ctx = autocast_context(device, tcfg["precision"])
     ls, bs, L = float(tcfg["label_smoothing"]), int(tcfg["batch_size"]), model.cfg.seq_len
     out: dict[str, Any] = {"model_dir": str(model_dir), "label_smoothing": ls, "params": model.num_params()}

@@ -20,6 +20,7 @@ packed safetensors (``--format packed``): see :mod:`ternarylm.packed`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from ternarylm import hf_export
+from ternarylm.identity import check_tokenizer
 from ternarylm.io import UserError, atomic_path, read_json, require, write_json
 from ternarylm.model import BLOCK_NAMES, rename_module, require_causal
 from ternarylm.provenance import provenance
@@ -184,12 +186,15 @@ def export_gguf(
     out = Path(out)
     with atomic_path(out) as tmp:
         w = gguf.GGUFWriter(str(tmp), arch="llama")
-        _write_metadata(w, model.cfg, wpm_vocab(tokenizer, model.cfg.vocab_size), int(file_type))
-        counts = _add_tensors(w, model, ternary, ternary_type, embed_type, linear_type)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
+        try:
+            _write_metadata(w, model.cfg, wpm_vocab(tokenizer, model.cfg.vocab_size), int(file_type))
+            counts = _add_tensors(w, model, ternary, ternary_type, embed_type, linear_type)
+            w.write_header_to_file()
+            w.write_kv_data_to_file()
+            w.write_tensors_to_file()
+        finally:  # a failed write (a full disk) must not leave the deleted temporary open
+            with contextlib.suppress(OSError):
+                w.close()
     size = out.stat().st_size
     log.info("wrote %s (%.1f MB, tensor types %s)", out, size / 1e6, counts)
     return {"path": str(out), "bytes": size, "tensor_types": counts, "file_type": file_type.name}
@@ -358,6 +363,11 @@ def run(args: argparse.Namespace, config: dict) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     require_causal(args.model, f"export ({args.format})")  # every runtime decodes causally
+    if args.tokenizer:  # a foreign vocabulary would load and print the wrong words
+        vocab = (read_json(Path(args.model) / "config.json").get("model") or {}).get("vocab_size")
+        check_tokenizer(args.model, args.tokenizer, vocab)
+    if args.format == "gguf" and args.verify and not args.verify.exists():  # before the export is written
+        raise UserError(f"missing token file: {args.verify}")
     if args.format == "hf":
         hf_export.run(args)
     elif args.format == "gguf":

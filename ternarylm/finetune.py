@@ -51,6 +51,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ternarylm import identity
 from ternarylm import trainkit as tk
 from ternarylm.checkpoint import Checkpoint, is_finite, restore_rng, rng_state, sha256_file
 from ternarylm.classifier import (
@@ -189,9 +190,8 @@ def _resume(model: SequenceClassifier, fit: Fit, job: FitJob) -> None:
     state = job.ckpt.load() if job.ckpt is not None else None
     if state is None:
         return
-    if state.get("fingerprint") != job.fingerprint:
-        # another backbone, tokenizer, task, seed or setting: its schedule and weights are not ours
-        log.warning("checkpoint %s belongs to another config; starting from scratch", job.ckpt.path)
+    # another backbone, tokenizer, task, seed, setting or example: its schedule and weights are not ours
+    if not identity.may_resume(state.get("fingerprint"), job.fingerprint, job.ckpt.path, "the task files"):
         return
     model.load_state_dict(state["model"])
     fit.opt.load_state_dict(state["optimizer"])
@@ -377,7 +377,7 @@ def _load_examples(
 def _fingerprint(job: FitJob, backbone: Any, tokenizer_path: str | Path, max_len: int) -> str:
     # a resume is only valid on the same backbone weights, tokenizer, data, task, seed and settings
     ignore = ("keep_checkpoint", "device", "threads", "tasks")
-    return tk.fingerprint(
+    config_fp = tk.fingerprint(
         {
             "backbone": backbone,
             "tokenizer": sha256_file(Path(tokenizer_path)),
@@ -388,7 +388,8 @@ def _fingerprint(job: FitJob, backbone: Any, tokenizer_path: str | Path, max_len
             "max_len": max_len,
             "n": {k: len(v[1]) for k, v in job.data.items()},
         }
-    )
+    )  # + the examples themselves (token ids and labels of every split): a relabelled file is new data
+    return identity.with_data(config_fp, {k: [v[0], v[1]] for k, v in job.data.items()})
 
 
 def _split_sources(job: FitJob, config: dict[str, Any], test_note: str | None) -> dict[str, Any]:
@@ -480,6 +481,8 @@ def finetune(
     backbone, variant, seed, backbone_id = _load_backbone(
         model_dir, tok.get_vocab_size(), config, seed, device
     )
+    if model_dir is not None:  # ids past its vocab are an IndexError; a foreign vocab is garbage
+        identity.check_tokenizer(model_dir, tokenizer_path, backbone.cfg.vocab_size)
     max_len = min(int(ft["max_len"]), backbone.cfg.seq_len)
     if task in PAIR_TASKS and max_len < 5:
         raise UserError(f"finetune.max_len {max_len} leaves no room for a sentence pair")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ternarylm.config import resolve
+from ternarylm.identity import check_tokenizer
 from ternarylm.io import UserError, require, write_json
 
 if TYPE_CHECKING:
@@ -353,6 +354,8 @@ def run(args: argparse.Namespace, config: dict) -> None:
         if args.threads:
             torch.set_num_threads(args.threads)
         model = load_torch_model(args.model, args.dtype)
+        if Path(args.model).is_dir():
+            check_tokenizer(args.model, args.tokenizer, model.cfg.vocab_size)
         _check_model_fits(args, model.cfg.vocab_size, model.cfg.seq_len, tok, prompts, max_new)
         run_fn = lambda: generate_torch(model, prompts, max_new, use_cache=not args.no_cache, **kw)  # noqa: E731
     else:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ternarylm.io import UserError, atomic_path, write_json, write_text
+from ternarylm.io import UserError, atomic_dir, atomic_path, read_json, write_json, write_text
 from ternarylm.model import BLOCK_NAMES, rename_module
 from ternarylm.provenance import provenance
 
@@ -322,22 +322,72 @@ def add_arguments(p) -> None:
 def run(args) -> dict[str, Any]:
     from ternarylm.modelcard import write_model_card
 
+    check_args(args)
+    # whole or absent: weights, tokenizer, export.json and card appear together or not at all
+    with atomic_dir(args.out) as tmp:
+        summary = export_hf(
+            args.model,
+            args.tokenizer,
+            tmp,
+            args.hf_quant,
+            args.hf_dtype,
+            args.val_tokens,
+            args.val_windows or None,
+        )
+        write_model_card(
+            tmp,
+            evals=args.card_eval,
+            finetunes=args.card_finetune,
+            gguf=args.card_gguf,
+            command=args.card_command,
+            out_name=str(args.out),
+        )
+    log.info("wrote %s", args.out)
+    return summary
+
+
+def check_args(args) -> None:
+    """Refuse, before anything is written, arguments the export would fail on half-way."""
+    from ternarylm.encode import load_tokens
+    from ternarylm.identity import check_tokenizer
+
     if not args.tokenizer:
         raise UserError("--tokenizer is required for --format hf")
-    summary = export_hf(
-        args.model,
-        args.tokenizer,
-        args.out,
-        args.hf_quant,
-        args.hf_dtype,
-        args.val_tokens,
-        args.val_windows or None,
-    )
-    write_model_card(
-        args.out,
-        evals=args.card_eval,
-        finetunes=args.card_finetune,
-        gguf=args.card_gguf,
-        command=args.card_command,
-    )
-    return summary
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()) and not (out / "export.json").is_file():
+        raise UserError(f"{out} holds files that are not an HF export; choose another --out folder")
+    if args.val_windows is not None and args.val_windows < 0:
+        raise UserError(f"--val-windows must be 0 (all windows) or more, got {args.val_windows}")
+    cfg = read_json(Path(args.model) / "config.json").get("model") or {}
+    check_tokenizer(args.model, args.tokenizer, cfg.get("vocab_size"))
+    if args.val_tokens is not None:
+        tokens = load_tokens(args.val_tokens, cfg.get("vocab_size"))
+        if len(tokens) < int(cfg.get("seq_len", 1)) + 1:
+            raise UserError(
+                f"{args.val_tokens}: {len(tokens)} tokens is less than one window of {cfg['seq_len'] + 1}"
+            )
+    _check_card_inputs(args.card_eval, args.card_finetune)
+
+
+def _check_card_inputs(evals, finetunes) -> None:
+    """Each card input read as the card reads it: a wrong kind of JSON is one line naming it."""
+    from ternarylm.modelcard import finetune_scores, results_section
+
+    checks = [
+        ("--card-eval", p, "an evaluate JSON", lambda p: results_section([read_json(p)], None))
+        for p in evals or []
+    ]
+    checks += [
+        (
+            "--card-finetune",
+            p,
+            "a fine-tune metrics.json",
+            lambda p: results_section([], finetune_scores([Path(p)])),
+        )
+        for p in finetunes or []
+    ]
+    for option, path, kind, read in checks:
+        try:
+            read(path)
+        except (KeyError, TypeError, IndexError, AttributeError) as e:
+            raise UserError(f"{option} {path}: not {kind} (no {e})") from e

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import socket
 import sys
 import tempfile
@@ -41,6 +42,13 @@ _HOST = socket.gethostname().replace(".", "_")
 STALE_FOREIGN_S = 24 * 3600
 # torch.save's messages when the disk fills up mid-write
 _TORCH_WRITE_ERRORS = ("unexpected pos", "file write failed", "PytorchStreamWriter failed")
+# a full disk as other writers report it: safetensors' SafetensorError (neither OSError nor
+# RuntimeError) carries the OS message; numpy's tofile (the GGUF writer) raises a short write
+# without an errno
+_NEARLY_FULL = 1 << 20  # bytes free under which a write error without errno is a full disk
+_FULL_DISK = re.compile(
+    r"No space left on device|os error 28|Disk quota exceeded|\d+ requested and \d+ written"
+)
 
 
 def require(module: str, extra: str | None = None) -> Any:
@@ -82,7 +90,7 @@ def remove_stale_temporaries(path: Path) -> None:
             else:  # another host's writer, or a temporary from before writers were named
                 stale = time.time() - tmp.stat().st_mtime > STALE_FOREIGN_S
             if stale:
-                tmp.unlink()
+                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()  # atomic_dir's are folders
                 logging.getLogger("ternarylm").info("removed stale temporary %s", tmp)
 
 
@@ -93,7 +101,13 @@ def _write_error(path: Path, e: BaseException) -> UserError | None:
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return UserError(f"cannot write {path}: {e.strerror}")
     if isinstance(e, RuntimeError) and any(m in str(e) for m in _TORCH_WRITE_ERRORS):
+        # torch.save's writer drops the errno: a (nearly) full file system says which it was
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(path.parent).free < _NEARLY_FULL:
+                return UserError(f"no space left on device: {path}")
         return UserError(f"no space left on device (or write failed): {path}")
+    if not isinstance(e, UserError) and _FULL_DISK.search(str(e)):
+        return UserError(f"no space left on device: {path}")
     return None
 
 
@@ -117,7 +131,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual mode
         os.replace(tmp_path, path)
-    except (OSError, RuntimeError) as e:
+    except Exception as e:  # every writer's way of saying "disk full" becomes the same one line
         err = _write_error(path, e)
         if err is None:
             raise
@@ -125,6 +139,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling folder of ``path``; only when the block completes is it renamed onto
+    ``path`` (an older folder there is replaced). A failure leaves no folder that looks like output."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file; the output is a folder: choose another path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}@{_HOST}.", suffix=".tmp", dir=path.parent)
+        )
+    except OSError as e:
+        raise (_write_error(path, e) or UserError(f"cannot write {path}: {e.strerror or e}")) from e
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        old = path.with_name(f"{tmp.name}.old")
+        if path.exists():  # two renames: a reader sees the old folder or the new one, never half
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    except Exception as e:
+        err = _write_error(path, e)
+        if err is None:
+            raise
+        raise err from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -187,6 +233,55 @@ def write_csv(
             w.writerows(rows)
 
 
+# the expanded size (nodes, aliases followed) a config may have: thousands of times any real preset;
+# a "billion laughs" alias bomb passes it only after exponential expansion, which is refused first
+MAX_CONFIG_NODES = 100_000
+
+
+def load_yaml_strict(text: str, source: str | os.PathLike) -> Any:
+    """``yaml.safe_load`` that refuses what PyYAML lets through silently: a duplicate key (it keeps the
+    last one) names the key and both lines; aliases that expand past MAX_CONFIG_NODES (a walk over
+    the config would hang) are refused in linear time."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return None
+    sizes: dict[int, int] = {}
+    _check_yaml_node(root, str(source), sizes)
+    return yaml.safe_load(text)
+
+
+def _check_yaml_node(node: yaml.Node, source: str, sizes: dict[int, int]) -> int:
+    """Expanded size of ``node`` (each node counted once per reference), duplicate keys refused."""
+    if id(node) in sizes:  # an alias: its size is known, the walk does not repeat it
+        size = sizes[id(node)]
+    elif isinstance(node, yaml.MappingNode):
+        sizes[id(node)] = 0  # a recursive alias counts as nothing more
+        seen: dict[Any, int] = {}
+        size = 1
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                line = key.start_mark.line + 1
+                if key.value in seen:
+                    raise UserError(
+                        f"{source}:{line}: duplicate key {key.value!r} (also on line {seen[key.value]}); "
+                        "YAML would silently keep only the last"
+                    )
+                seen[key.value] = line
+            size += _check_yaml_node(key, source, sizes) + _check_yaml_node(value, source, sizes)
+    elif isinstance(node, yaml.SequenceNode):
+        sizes[id(node)] = 0
+        size = 1 + sum(_check_yaml_node(v, source, sizes) for v in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = size
+    if size > MAX_CONFIG_NODES:
+        raise UserError(
+            f"{source}:{node.start_mark.line + 1}: the config expands to more than {MAX_CONFIG_NODES:,} "
+            "values through its aliases (an alias bomb?); write it without anchors/aliases"
+        )
+    return size
+
+
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
     """Load a resolved config (JSON or YAML) as passed by the Snakemake rules."""
     path = Path(path)
@@ -196,7 +291,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"{path}: config is not a file")
     text = path.read_text(encoding="utf-8")
     try:
-        return json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
+        return json.loads(text) if path.suffix == ".json" else (load_yaml_strict(text, path) or {})
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}:{e.colno}: cannot parse config ({e.msg})") from e
     except yaml.YAMLError as e:  # its own message spans lines and names "<unicode string>"

@@ -333,6 +333,7 @@ def save_model(model: TransformerLM, out_dir, extra: dict[str, Any] | None = Non
 
     from safetensors.torch import save_file
 
+    from ternarylm.identity import RECORD, sha256_file
     from ternarylm.io import atomic_path, write_json
     from ternarylm.provenance import provenance
 
@@ -341,7 +342,10 @@ def save_model(model: TransformerLM, out_dir, extra: dict[str, Any] | None = Non
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(out_dir / "model.safetensors") as tmp:
         save_file(state, str(tmp))
+        weights_sha = sha256_file(tmp)
     meta = {"model": model.cfg.to_dict(), **(extra or {})}
+    # what the folder belongs to: every stage checks its weights and its tokenizer against this
+    meta[RECORD] = {"vocab_size": model.cfg.vocab_size, **meta.get(RECORD, {}), "weights_sha256": weights_sha}
     # the device the weights were trained on (they are saved from it), torch's thread setting
     meta["provenance"] = provenance(device=next(model.parameters()).device)
     write_json(out_dir / "config.json", meta)
@@ -358,6 +362,7 @@ def load_model(model_dir, device: str | torch.device = "cpu", lean: bool = False
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ternarylm.identity import check_weights
     from ternarylm.io import UserError, read_json
 
     model_dir = Path(model_dir)
@@ -366,6 +371,7 @@ def load_model(model_dir, device: str | torch.device = "cpu", lean: bool = False
         raise UserError(f"not a model folder: {model_dir} (model.safetensors + config.json)")
     if not weights.is_file():
         raise UserError(f"missing model weights: {weights}")
+    check_weights(model_dir)
     try:
         cfg = ModelConfig.from_dict(read_json(model_dir / "config.json")["model"])
     except (KeyError, TypeError, ValueError) as e:

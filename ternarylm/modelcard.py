@@ -230,8 +230,10 @@ def model_card(
     finetunes: Sequence[str | Path] = (),
     gguf: str | None = None,
     command: str | None = None,
+    out_name: str | None = None,
 ) -> str:
-    """Markdown of the card for the export in ``out`` (reads out/export.json and the source model)."""
+    """Markdown of the card for the export in ``out`` (reads out/export.json and the source model);
+    ``out_name``: the folder users will load (``out`` may be the temporary it is written in)."""
     out = Path(out)
     summary = read_json(out / "export.json")
     source = Path(summary["source"])
@@ -272,7 +274,7 @@ def model_card(
         "- Uncased vocabulary: text is lower-cased and accents are stripped before tokenization.",
         f"- Trained on {corpus} only ({CORPUS_NOTES.get(corpus, 'one corpus')}); not for factual or general use.",
     ]
-    body += ["", "## Use", ""] + usage_section(str(out), gguf, summary)
+    body += ["", "## Use", ""] + usage_section(out_name or str(out), gguf, summary)
     body += ["", "## Provenance", ""] + provenance_section(summary, command)
     body += ["", "## Citation", "", CITATION.replace("VERSION", __version__)]
     header = yaml.safe_dump(card_header(name, corpus, ppl, ft, variant), sort_keys=False, allow_unicode=True)

@@ -170,13 +170,25 @@ def load_pretrained(path: str | Path) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(spec))
 
 
+def local_pretrained(name: str | None) -> Path | None:
+    """``tokenizer.pretrained`` as a local path (the tokenizer rule's input), or None for a hub id.
+    A path-like value that does not exist is a user's typo, not a hub id to try online."""
+    if not name:
+        return None
+    path = Path(name).expanduser()
+    return path if path.exists() or path.suffix == ".json" or name.startswith((".", "/", "~")) else None
+
+
 def fetch_pretrained(name: str) -> Path:
     """``tokenizer.pretrained`` as a local tokenizer.json: an existing path as is, otherwise a
-    Hugging Face hub id (e.g. bert-base-uncased, the paper's vocabulary) downloaded once."""
-    path = Path(name)
-    # a path-like value that does not exist is a user's typo, not a hub id to try online
-    if path.exists() or path.suffix == ".json" or name.startswith((".", "/", "~")):
-        return path
+    Hugging Face hub id (e.g. bert-base-uncased, the paper's vocabulary) downloaded once.
+
+    A hub id is pinned by the first download: the tokenizer rule runs again only when the id (the
+    rule's params) changes, and the log names the snapshot revision and sha256 it used. To follow an
+    upstream change, delete results/tokenizer/ (or give a local file, which is a rule input)."""
+    local = local_pretrained(name)
+    if local is not None:
+        return local
     from huggingface_hub import hf_hub_download
 
     try:
@@ -198,8 +210,15 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
 
     tcfg = config["tokenizer"]
     if tcfg.get("pretrained"):
-        tok = load_pretrained(fetch_pretrained(tcfg["pretrained"]))
-        log.info("using pretrained tokenizer %s", tcfg["pretrained"])
+        from ternarylm.identity import sha256_file
+
+        path = fetch_pretrained(tcfg["pretrained"])
+        tok = load_pretrained(path)
+        # a hub download lives in .../snapshots/<revision>/tokenizer.json
+        revision = path.parent.name if path.parent.parent.name == "snapshots" else "local file"
+        log.info(
+            "using pretrained tokenizer %s (%s, sha256 %s)", tcfg["pretrained"], revision, sha256_file(path)
+        )
     else:
         tok = train_tokenizer(read_docs(args.train_text), int(tcfg["vocab_size"]), bool(tcfg["lowercase"]))
     write_text(args.out, tok.to_str(pretty=True))

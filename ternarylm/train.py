@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ternarylm import identity
 from ternarylm.checkpoint import Checkpoint, is_finite, restore_rng, rng_state
 from ternarylm.config import resolve
 from ternarylm.encode import load_tokens
@@ -230,7 +231,7 @@ def plan_steps(job: PretrainJob) -> Plan:
 def _fingerprint(job: PretrainJob, plan: Plan, device: torch.device) -> str:
     # what changes the result; device/threads/ckpt cadence/logging do not, except CPU threads
     ignore = ("threads", "device", "ckpt_every", "ckpt_minutes", "log_every", "keep_checkpoint")
-    return fingerprint(
+    config_fp = fingerprint(
         {
             "model": plan.mcfg.to_dict(),
             "train": {k: v for k, v in job.tcfg.items() if k not in ignore},
@@ -239,15 +240,15 @@ def _fingerprint(job: PretrainJob, plan: Plan, device: torch.device) -> str:
             "n_train": int(len(plan.train_w.tokens)),
             "n_val": int(len(plan.val_w.tokens)),
         }
-    )
+    )  # + the content of the token files (and the tokenizer and text they were made from)
+    return identity.with_data(config_fp, identity.token_files_id(job.train_bin, job.val_bin))
 
 
 def _resume(run: Run, ckpt: Checkpoint, fp: str, total: int) -> None:
     state = ckpt.load()
     if state is None:
         return
-    if state.get("fingerprint") != fp:
-        log.warning("checkpoint %s belongs to another config; starting from scratch", ckpt.path)
+    if not identity.may_resume(state.get("fingerprint"), fp, ckpt.path, "the token files"):
         return
     run.model.load_state_dict(state["model"])
     run.opt.load_state_dict(state["optimizer"])
@@ -367,9 +368,11 @@ def run_pretrain(job: PretrainJob, stop_after: int | None = None) -> list[dict[s
             plan.batch_size, plan.mcfg.seq_len, device,
         )  # fmt: skip
         _loop(job, plan, run, ckpt, fp, stop_after)
-        save_model(
-            model, job.out_dir, {"train": tcfg, "variant": job.variant, "seed": job.seed, **(job.extra or {})}
+        extra = {"train": tcfg, "variant": job.variant, "seed": job.seed, **(job.extra or {})}
+        extra[identity.RECORD] = identity.tokenizer_of_tokens(
+            job.train_bin, (job.extra or {}).get("tokenizer")
         )
+        save_model(model, job.out_dir, extra)
         write_csv(Path(job.out_dir) / "metrics.csv", run.rows, METRIC_FIELDS)
         if not opts["keep_checkpoint"]:
             shutil.rmtree(job.ckpt_dir, ignore_errors=True)

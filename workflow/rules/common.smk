@@ -2,13 +2,16 @@
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from ternarylm.io import write_text
+from ternarylm import owner
+from ternarylm.io import UserError, write_text
 from ternarylm.glue import LOCAL_FILES as GLUE_LOCAL_FILES, TASKS as GLUE_TASKS
 from ternarylm.layout import NONCAUSAL, SCRATCH, TWINS, Plan
+from ternarylm.tokenizer import local_pretrained
 
 RESULTS = config["results_dir"]
 MAIN = config["main_corpus"]
@@ -56,7 +59,21 @@ CONFIG_FILE = Path(
 LATEST_CONFIG = LAYOUT.config_file()
 
 
+# one owner per results folder (ternarylm/owner.py): another checkout's folder, or one a running
+# instance with another config holds, is refused at parse time; a real run holds it from onstart on
+OWNER = owner.record(os.getcwd(), CONFIG_FILE.stem)
+if workflow.is_main_process:
+    try:
+        owner.check(RESULTS, OWNER, forceall=owner.forceall_in(sys.argv))
+    except UserError as e:
+        raise WorkflowError(str(e)) from None
+
+
 def write_resolved_config():
+    try:
+        owner.acquire(RESULTS, OWNER)
+    except UserError as e:
+        raise WorkflowError(str(e)) from None
     if os.path.exists(CONFIG_FILE):
         if CONFIG_FILE.read_text() != CONFIG_TEXT:
             raise WorkflowError(
@@ -69,6 +86,13 @@ def write_resolved_config():
 
 
 # ------------------------------------------------------------------ config helpers
+# tokenizer.pretrained as a local file is read by the tokenizer rule: an input, so replacing the
+# file rebuilds the vocabulary and everything after it (a hub id is pinned: see fetch_pretrained)
+PRETRAINED_TOKENIZER = [
+    str(p)
+    for p in [local_pretrained(config["tokenizer"].get("pretrained"))]
+    if p is not None
+]
 # GPU rules request one GPU unless the preset pins training to the CPU (smoke, realdata-mini)
 GPU = 0 if config["train"]["device"] == "cpu" else 1
 TRAIN_THREADS = config["train"]["threads"]

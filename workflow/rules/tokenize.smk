@@ -3,7 +3,8 @@
 
 rule tokenizer:
     input:
-        data(MAIN, "train.txt"),
+        text=data(MAIN, "train.txt"),
+        pretrained=PRETRAINED_TOKENIZER,
     output:
         tokenizer_json(),
     log:
@@ -20,7 +21,7 @@ rule tokenizer:
         config=CONFIG_FILE,
         tokenizer=config["tokenizer"],
     shell:
-        "ternarylm tokenizer --config {params.config} --train-text {input} --out {output} >> {log} 2>&1"
+        "ternarylm tokenizer --config {params.config} --train-text {input.text} --out {output} >> {log} 2>&1"
 
 
 rule tokenize:
