@@ -105,7 +105,15 @@ def _load_torch(spec: dict[str, Any]):
     from ternarylm.packed import load_packed
 
     fmt = spec["format"]
-    if fmt == "torch-packed":
+    if fmt == "hf-bitnet":
+        return _load_hf(spec)
+    if fmt == "torch-w2":
+        from ternarylm.w2 import load_w2
+
+        # Triton kernels on CUDA, the pure-torch reference kernel on CPU (w2.resolve_kernel)
+        model = load_w2(spec["path"])
+        weight_mb = _tensor_mb(model)  # 2-bit codes + the fp32 embedding, norms and head, as held
+    elif fmt == "torch-packed":
         # on a GPU packed_mode int8 runs the dense cache (packed.kernel_for): a baseline row
         model = load_packed(spec["path"], mode=spec["packed_mode"])
         weight_mb = os.path.getsize(spec["path"]) / 1e6
@@ -123,6 +131,33 @@ def _load_torch(spec: dict[str, Any]):
                 model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         weight_mb = _tensor_mb(model)
     return model.to(torch.device(spec["device"])).eval(), weight_mb
+
+
+class HFCached:
+    """A transformers causal LM behind ``forward_cached`` (our decode loop), KV cache included."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def forward_cached(self, idx, cache=None):
+        out = self.model(input_ids=idx, past_key_values=cache, use_cache=True)
+        return out.logits, out.past_key_values
+
+
+def _load_hf(spec: dict[str, Any]):
+    """The hf-bitnet folder through transformers: bf16 on CUDA (its usual dtype, torch.compile'd
+    activation quantizer), fp32 on CPU with dynamo off (compiling there costs minutes per run and
+    the CPU row is a baseline)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    cuda = spec["device"] == "cuda"
+    if not cuda:
+        torch._dynamo.config.disable = True
+    dtype = torch.bfloat16 if cuda else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(spec["path"], dtype=dtype, device_map=spec["device"]).eval()
+    # bytes as held in memory: AutoBitLinear unpacks the 2-bit codes to dense `dtype` at load
+    return HFCached(model), _tensor_mb(model)
 
 
 def _decode_fn(model, prompt, new_tokens: int, kv_cache: bool, sync):

@@ -113,7 +113,9 @@ def stage_seconds(config: dict[str, Any], tokens_per_s: float) -> list[tuple[str
         ft_tokens += ft.get("epochs", 3) * n * FINETUNE_TOKENS_PER_EXAMPLE.get(task, 64) * n_backbones
     ft_s = max(ft_steps * FINETUNE_EAGER_STEP_S, ft_tokens / tokens_per_s)
     b = config.get("bench") or {}
-    bench_rows = len(b.get("formats", [])) * len(b.get("batch_sizes", [1])) * len(b.get("devices", ["cpu"]))
+    # null devices on the GPU machine this budget is for: cpu + cuda (gpus.bench_devices)
+    devices = b["devices"] if b.get("devices") is not None else ["cpu", "cuda"]
+    bench_rows = len(b.get("formats", [])) * len(b.get("batch_sizes", [1])) * len(devices)
     return [
         (f"pretrain: {len(runs)} runs", tokens / tokens_per_s, f"{tokens / 1e9:.2f}B tokens"),
         (

@@ -26,7 +26,7 @@ CPU kernels (``mode``):
     small kernels per token there. It holds the weights dense in memory, so on a GPU it is a
     latency baseline, not the deployed ternary form (the bench marks its row ``baseline``).
 CUDA paths run through plain torch ops and have NOT been tested on a GPU (no GPU where this was
-written); a fused Triton kernel on the packed codes would be the deployed GPU form.
+written); the deployed GPU form is ternarylm.w2 (Triton kernels on these packed codes).
 """
 
 from __future__ import annotations
@@ -155,9 +155,10 @@ class PackedTernaryLinear(nn.Module):
         )
 
 
-def _swap(model: nn.Module, make) -> nn.Module:
+def swap(model: nn.Module, make, types: tuple[type, ...] = (BitLinear,)) -> nn.Module:
+    """Replace every module of ``types`` in ``model`` by ``make(module)``, in place; returns ``model``."""
     for name, m in list(model.named_modules()):
-        if isinstance(m, BitLinear):
+        if isinstance(m, types):
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, child, make(m))
@@ -166,7 +167,7 @@ def _swap(model: nn.Module, make) -> nn.Module:
 
 def pack_model(model: nn.Module, mode: str = "int8") -> nn.Module:
     """Replace every BitLinear in ``model`` (in place) by a PackedTernaryLinear; returns ``model``."""
-    return _swap(model, lambda m: PackedTernaryLinear.from_bitlinear(m, mode))
+    return swap(model, lambda m: PackedTernaryLinear.from_bitlinear(m, mode))
 
 
 def set_mode(model: nn.Module, mode: str) -> None:
@@ -226,7 +227,7 @@ def load_packed(path: str | Path, mode: str = "int8", dtype: torch.dtype = torch
     cfg = ModelConfig.from_dict(json.loads(meta["model"]))
     with torch.device("meta"):  # no latent weights are ever materialised
         model = TransformerLM(cfg)
-    _swap(model, lambda m: PackedTernaryLinear(m.in_features, m.out_features, m.act_bits, mode))
+    swap(model, lambda m: PackedTernaryLinear(m.in_features, m.out_features, m.act_bits, mode))
     state = load_file(str(path))
     state = {
         k: (v.to(dtype) if v.is_floating_point() and not k.endswith(".alpha") else v)

@@ -191,7 +191,9 @@ class Artifacts(Layout):
 
     @property
     def devices(self) -> list[str]:
-        return list((self.cfg.get("bench") or {}).get("devices") or [])
+        from ternarylm.gpus import bench_devices
+
+        return bench_devices((self.cfg.get("bench") or {}).get("devices"))
 
     @property
     def convergence_corpora(self) -> list[str]:
