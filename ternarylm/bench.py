@@ -31,7 +31,11 @@ GPU memory after loading and its peak while decoding that batch (``max_memory_al
 ms_per_token = decode time per step with the KV cache after a ``prompt_tokens`` prefill, median
 of ``repeats`` runs after ``warmup`` runs, and ms_per_token_iqr its interquartile range over those
 runs (a format whose single run takes longer than ``budget_s / repeats`` gets fewer runs, but never
-fewer than ``min(repeats, 3)``); tokens_per_s = batch * 1000 / ms_per_token.
+fewer than ``min(repeats, 3)``); tokens_per_s = batch * 1000 / ms_per_token; decode = how the
+steps ran: ``kv-cache`` (eager, ``forward_cached``; hf-bitnet: transformers' cache), ``no-cache``,
+``cuda-graph`` (every torch KV-cache row on CUDA: a fixed-shape step replayed as one CUDA graph,
+ternarylm.static_decode; ``kv-cache`` there means its capture failed, logged) or ``llama.cpp``.
+GPU rows' memory is ``gpu_peak_mb``: the *_rss_mb columns are host memory there.
 role = ``deployed`` for a form the model ships as on that device (CPU: GGUF, the packed int8
 kernel, the fp32 twin's torch-fp32/-bf16/-int8 and GGUF forms; GPU: torch-w2 and hf-bitnet, the fp32
 twin's torch-fp32), ``baseline`` for measurement references that must never decide a verdict: the
@@ -121,6 +125,7 @@ COLUMNS = [
     "prompt_tokens",
     "new_tokens",
     "repeats",
+    "decode",
 ]
 
 

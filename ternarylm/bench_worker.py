@@ -192,6 +192,27 @@ def _decode_fn(model, prompt, new_tokens: int, kv_cache: bool, sync):
     return once if kv_cache else once_nocache
 
 
+def _graph_fn(model, prompt, new_tokens: int, sync):
+    """``fn() -> (prefill s, decode s)`` with each decode step one CUDA graph replay (static_decode)."""
+    from ternarylm.static_decode import StaticDecoder
+
+    dec = StaticDecoder(model, prompt.shape[0], prompt.shape[1] + new_tokens + 1, model.tok_emb.weight.dtype)
+    dec.prefill(prompt)
+    dec.capture()
+
+    def once():
+        t0 = time.perf_counter()
+        dec.prefill(prompt)
+        sync()
+        t1 = time.perf_counter()
+        for _ in range(new_tokens):
+            dec.step()
+        sync()
+        return t1 - t0, time.perf_counter() - t1
+
+    return once
+
+
 def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
     import torch
 
@@ -209,10 +230,20 @@ def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
         prompt = torch.randint(5, spec["vocab_size"], (batch, spec["prompt_tokens"]), generator=gen)
         kv = spec["format"] != "torch-nocache"
         fn = _decode_fn(model, prompt.to(device), spec["new_tokens"], kv, sync)
+        decode = "kv-cache" if kv else "no-cache"
+        if cuda and kv and spec["format"].startswith("torch-"):
+            try:  # every torch row on CUDA alike, so launch overhead does not decide the comparison
+                fn, decode = _graph_fn(model, prompt.to(device), spec["new_tokens"], sync), "cuda-graph"
+            except Exception as e:  # a failed capture is recorded (decode column), never a lost bench
+                print(
+                    f"{spec['format']}: CUDA graph capture failed ({e!r}); eager KV-cache decode",
+                    file=sys.stderr,
+                )
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)
-        prefill, decode, n = _timed(fn, spec["warmup"], spec["repeats"], spec["budget_s"])
-        row = _row(spec, batch, int(spec["n_params"]), weight_mb, base, load_rss, prefill, decode, n)
+        prefill, timings, n = _timed(fn, spec["warmup"], spec["repeats"], spec["budget_s"])
+        row = _row(spec, batch, int(spec["n_params"]), weight_mb, base, load_rss, prefill, timings, n)
+        row["decode"] = decode
         if cuda:
             row["gpu_load_mb"] = round(gpu_load, 1)
             row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 1e6, 1)
@@ -274,6 +305,7 @@ def _row(spec, batch, n_params, weight_mb, base, load_rss, prefill, decodes, rep
         "prompt_tokens": spec["prompt_tokens"],
         "new_tokens": spec["new_tokens"],
         "repeats": repeats,
+        "decode": "llama.cpp",  # torch rows: kv-cache, no-cache or cuda-graph (_measure_torch)
     }
 
 

@@ -270,3 +270,36 @@ def test_bench_dry_run_has_the_gpu_forms_as_cpu_baselines(twin, tmp_path):
     # 2-bit codes + fp32 embedding/head: below the fp32 form, whose linears are 16x bigger
     assert float(rows[("ternary", "torch-w2", 1)]["weight_mb"]) < 0.8 * fp32_mb
     assert not list(out.parent.glob(".bench-*"))  # exported file and folder cleaned up
+
+
+def test_check_w2_targets_read_the_gpu_rows(tmp_path):
+    """benchmarks/gpu/check_w2.py's summary of the issue's targets, on a stand-in cuda CSV."""
+    import importlib.util
+
+    from ternarylm.bench import COLUMNS
+
+    spec = importlib.util.spec_from_file_location(
+        "check_w2", Path(__file__).parents[1] / "benchmarks/gpu/check_w2.py"
+    )
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    base = dict.fromkeys(COLUMNS, "") | {"device": "cuda", "batch": "1", "decode": "cuda-graph"}
+    rows = [
+        base | {"variant": "fp32", "format": "torch-fp32", "ms_per_token": "1.2", "gpu_peak_mb": "1197"},
+        base | {"variant": "ternary", "format": "torch-w2", "ms_per_token": "0.9", "gpu_peak_mb": "498"},
+    ]
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    t = check.targets(path)
+    assert t["w2_le_1ms"] and t["w2_le_fp32"] and t["ratio_ge_2.4"]
+    assert t["gpu_peak_ratio_fp32_over_w2"] == pytest.approx(1197 / 498)
+    rows[1]["ms_per_token"] = "1.5"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    t = check.targets(path)
+    assert not t["w2_le_1ms"] and not t["w2_le_fp32"]
