@@ -39,3 +39,21 @@ def test_prompt_must_leave_room():
     model = build_model({**TINY, "linear": "fp32"}, seed=0).eval()
     with pytest.raises(ValueError, match="no room"):
         StaticDecoder(model, 1, 4, torch.float32).prefill(torch.ones(1, 4, dtype=torch.long))
+
+
+def test_bench_graph_timing_decodes_new_tokens(monkeypatch):
+    """bench_worker's CUDA-graph timing function, with the capture skipped (CPU): it prefills and
+    steps exactly new_tokens times per run, from the prompt again each run."""
+    from ternarylm import bench_worker
+
+    monkeypatch.setattr(StaticDecoder, "capture", lambda self: None)
+    model = build_model({**TINY, "linear": "ternary"}, seed=0).eval()
+    prompt = torch.randint(5, 300, (2, 4), generator=torch.Generator().manual_seed(0))
+    steps = []
+    real_step = StaticDecoder._step
+    monkeypatch.setattr(StaticDecoder, "_step", lambda self: steps.append(int(self.pos)) or real_step(self))
+    once = bench_worker._graph_fn(model, prompt, 6, lambda: None)
+    for _ in range(2):
+        prefill_s, decode_s = once()
+        assert prefill_s > 0 and decode_s > 0
+    assert steps == [4, 5, 6, 7, 8, 9] * 2

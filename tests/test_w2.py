@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+_PRIOR_INTERPRET = os.environ.get("TRITON_INTERPRET")
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before the kernels are defined (w2_triton's import)
 pytest.importorskip(
     "triton", reason="the torch-w2 kernels need triton (the [deploy] extra; CUDA torch has it)"
@@ -40,6 +41,17 @@ from ternarylm.w2_triton import GPU_BLOCKS  # noqa: E402
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="needs TRITON_INTERPRET=1")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _interpreter_only_here():
+    """Later tests (and the bench workers they start) must not inherit the interpreter setting."""
+    yield
+    if _PRIOR_INTERPRET is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = _PRIOR_INTERPRET
+
 
 TINY = dict(vocab_size=400, d_model=128, n_layers=2, n_heads=4, ffn_hidden=256, seq_len=64, dropout=0.0)
 TEXT = [
