@@ -83,7 +83,9 @@ def _gemm_kernel(
 # (BLOCK_M, BLOCK_N, BLOCK_KB) per kernel. On a GPU: a GEMV program keeps BLOCK_M x BLOCK_N x 4*BLOCK_KB
 # products in registers, so its tiles stay small. The interpreter runs every program as numpy
 # calls, so there the same kernels run with a few large tiles (same code, same masks).
-GPU_BLOCKS = {"gemv": (None, 32, 32), "gemm": (32, 64, 16)}
+# tl.dot of int8 needs K >= 32 per dot on NVIDIA GPUs (triton's backends/nvidia min_dot_size); the
+# GEMM's K per dot is BLOCK_KB (one bit field of BLOCK_KB bytes).
+GPU_BLOCKS = {"gemv": (None, 32, 32), "gemm": (32, 64, 32)}
 INTERPRETER_BLOCKS = {"gemv": (None, 512, 256), "gemm": (32, 512, 256)}
 
 
