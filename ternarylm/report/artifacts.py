@@ -191,9 +191,7 @@ class Artifacts(Layout):
 
     @property
     def devices(self) -> list[str]:
-        from ternarylm.gpus import bench_devices
-
-        return bench_devices((self.cfg.get("bench") or {}).get("devices"))
+        return list((self.cfg.get("bench") or {}).get("devices") or [])
 
     @property
     def convergence_corpora(self) -> list[str]:
