@@ -10,6 +10,11 @@ Rows are variant x format x batch:
   torch-int8    fp32      ``torch.ao`` dynamic int8 quantization of every nn.Linear (the INT8 baseline)
   torch-packed  ternary   packed 2-bit codes, int8 x int8 matmul (ternarylm.packed); on a GPU the
                           codes dequantized once and cached (a baseline: see role)
+  torch-w2      ternary   packed 2-bit codes kept 2-bit, W1.58A8 Triton kernels (ternarylm.w2); the
+                          deployed GPU form. On CPU the pure-torch reference kernel runs (a baseline)
+  hf-bitnet     ternary   the ``export --format hf --hf-quant bitnet`` folder run by transformers
+                          (AutoBitLinear: codes unpacked at load, 8-bit activations); bf16 on a GPU,
+                          fp32 eager on CPU (a baseline there). Needs the ``eval`` extra
   gguf-tq2_0    ternary   llama.cpp, TQ2_0 projections, F16 embedding/head
   gguf-tq2_0-q8 ternary   llama.cpp, TQ2_0 projections, Q8_0 embedding/head
   gguf-tq1_0    ternary   llama.cpp, TQ1_0 projections, F16 embedding/head
@@ -26,12 +31,18 @@ GPU memory after loading and its peak while decoding that batch (``max_memory_al
 ms_per_token = decode time per step with the KV cache after a ``prompt_tokens`` prefill, median
 of ``repeats`` runs after ``warmup`` runs, and ms_per_token_iqr its interquartile range over those
 runs (a format whose single run takes longer than ``budget_s / repeats`` gets fewer runs, but never
-fewer than ``min(repeats, 3)``); tokens_per_s = batch * 1000 / ms_per_token.
-role = ``deployed`` for a form the model ships as (GGUF, the CPU packed kernel, every fp32-twin
-form), ``baseline`` for measurement references that must never decide a verdict: the ternary
-QAT checkpoint run as float (torch-fp32/-bf16, fake-quant), torch-nocache, and torch-packed on a
-GPU (its weights cached dequantized and dense: no ternary kernel, no ternary memory); see
-:func:`row_role`.
+fewer than ``min(repeats, 3)``); tokens_per_s = batch * 1000 / ms_per_token; decode = how the
+steps ran: ``kv-cache`` (eager, ``forward_cached``; hf-bitnet: transformers' cache), ``no-cache``,
+``cuda-graph`` (every torch KV-cache row on CUDA: a fixed-shape step replayed as one CUDA graph,
+ternarylm.static_decode; ``kv-cache`` there means its capture failed, logged) or ``llama.cpp``.
+GPU rows' memory is ``gpu_peak_mb``: the *_rss_mb columns are host memory there.
+role = ``deployed`` for a form the model ships as on that device (CPU: GGUF, the packed int8
+kernel, the fp32 twin's torch-fp32/-bf16/-int8 and GGUF forms; GPU: torch-w2 and hf-bitnet, the fp32
+twin's torch-fp32), ``baseline`` for measurement references that must never decide a verdict: the
+ternary QAT checkpoint run as float (torch-fp32/-bf16, fake-quant), torch-nocache, torch-packed on a
+GPU (its weights cached dequantized and dense: no ternary kernel, no ternary memory), torch-bf16 of
+the fp32 twin on a GPU (the paper's FP32 number is fp32), and the GPU forms torch-w2 / hf-bitnet on
+CPU; see :func:`row_role`.
 Each format is measured in a fresh subprocess (ternarylm/bench_worker.py) so peak memory belongs
 to that format alone; this module plans the rows, exports the files and writes the CSV.
 
@@ -47,6 +58,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,15 +83,18 @@ class Format:
     cpu_only: bool = False
     batch1_only: bool = False
     deployed: tuple[str, ...] = ()  # variants for which this is a deployed form (else baseline)
+    deployed_on: tuple[str, ...] = ("cpu", "cuda")  # devices where it is (elsewhere baseline)
 
 
 # the one format table: which twins run it, how it is exported, where it can run, its role
 FORMATS: dict[str, Format] = {
     "torch-fp32": Format(("ternary", "fp32"), deployed=("fp32",)),
     "torch-nocache": Format(("ternary",), batch1_only=True),
-    "torch-bf16": Format(("ternary", "fp32"), deployed=("fp32",)),
+    "torch-bf16": Format(("ternary", "fp32"), deployed=("fp32",), deployed_on=("cpu",)),
     "torch-int8": Format(("fp32",), cpu_only=True, deployed=("fp32",)),
-    "torch-packed": Format(("ternary",), deployed=("ternary",)),
+    "torch-packed": Format(("ternary",), deployed=("ternary",), deployed_on=("cpu",)),  # GPU: dense cache
+    "torch-w2": Format(("ternary",), deployed=("ternary",), deployed_on=("cuda",)),  # CPU: reference kernel
+    "hf-bitnet": Format(("ternary",), deployed=("ternary",), deployed_on=("cuda",)),
     "gguf-tq2_0": Format(("ternary",), {"ternary_type": "tq2_0", "embed_type": "f16"}, True, deployed=("ternary",)),
     "gguf-tq2_0-q8": Format(("ternary",), {"ternary_type": "tq2_0", "embed_type": "q8_0"}, True, deployed=("ternary",)),
     "gguf-tq1_0": Format(("ternary",), {"ternary_type": "tq1_0", "embed_type": "f16"}, True, deployed=("ternary",)),
@@ -111,14 +126,14 @@ COLUMNS = [
     "prompt_tokens",
     "new_tokens",
     "repeats",
+    "decode",
 ]
 
 
 def row_role(fmt: str, variant: str, device: str) -> str:
     """``deployed`` or ``baseline`` (module docstring); only deployed rows may decide a claim."""
-    if fmt == "torch-packed" and device != "cpu":
-        return "baseline"  # dense dequantized cache on the GPU (packed.kernel_for)
-    return "deployed" if variant in FORMATS[fmt].deployed else "baseline"
+    f = FORMATS[fmt]
+    return "deployed" if variant in f.deployed and device in f.deployed_on else "baseline"
 
 
 def bench_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +175,7 @@ def make_random_twins(model_cfg: dict[str, Any], out_dir: str | Path, seed: int 
 
 
 def plan(
-    variant: str, settings: dict[str, Any], device: str, have_llama: bool
+    variant: str, settings: dict[str, Any], device: str, have_llama: bool, have_hf: bool = True
 ) -> list[tuple[str, list[int]]]:
     """(format, batch sizes) to measure for one twin, in settings order."""
     out = []
@@ -168,7 +183,7 @@ def plan(
         f = FORMATS[fmt]
         if variant not in f.variants or (f.cpu_only and device != "cpu"):
             continue
-        if fmt.startswith("gguf") and not have_llama:
+        if (fmt.startswith("gguf") and not have_llama) or (fmt == "hf-bitnet" and not have_hf):
             continue
         out.append((fmt, [1] if f.batch1_only else list(settings["batch_sizes"])))
     return out
@@ -176,15 +191,21 @@ def plan(
 
 def _export(fmt: str, model_dir: Path, tmp: Path, variant: str, tokenizer) -> Path:
     """The file a worker loads for ``fmt`` (the model dir itself for unexported torch forms)."""
-    if fmt == "torch-packed":
+    if fmt in ("torch-packed", "torch-w2"):
         import torch
 
         from ternarylm.model import load_model
         from ternarylm.packed import save_packed
 
-        path = tmp / f"{variant}.packed.safetensors"
-        with torch.no_grad():
-            save_packed(load_model(model_dir), path, fp16=True)
+        path = tmp / f"{variant}.{fmt}.safetensors"
+        with torch.no_grad():  # torch-w2 keeps the trained forward's fp32 embedding, norms and head
+            save_packed(load_model(model_dir), path, fp16=fmt == "torch-packed")
+        return path
+    if fmt == "hf-bitnet":
+        from ternarylm.hf_export import export_hf
+
+        path = tmp / f"{variant}.hf-bitnet"
+        export_hf(model_dir, tokenizer, path, "bitnet", val_tokens=None)
         return path
     if fmt.startswith("gguf"):
         from ternarylm.export import export_gguf
@@ -210,13 +231,13 @@ def run_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _bench_model(
-    model_dir: Path, settings, device: str, tokenizer, tmp: Path, have_llama: bool
+    model_dir: Path, settings, device: str, tokenizer, tmp: Path, have_llama: bool, have_hf: bool
 ) -> list[dict]:
     mcfg = read_json(model_dir / "config.json")["model"]
     variant = mcfg["linear"]
     n_params = _count_params(model_dir)
     rows = []
-    for fmt, batches in plan(variant, settings, device, have_llama):
+    for fmt, batches in plan(variant, settings, device, have_llama, have_hf):
         path = _export(fmt, model_dir, tmp, variant, tokenizer)
         spec = {k: settings[k] for k in SPEC_KEYS} | {
             "path": str(path),
@@ -237,7 +258,9 @@ def _bench_model(
                 time.perf_counter() - t0,
             )  # fmt: skip
         rows.extend(new)
-        if path != model_dir:
+        if path.is_dir() and path != model_dir:
+            shutil.rmtree(path)
+        elif path != model_dir:
             path.unlink()
     return rows
 
@@ -317,11 +340,14 @@ def run_bench(
         have_llama = False
         log.warning("llama-cpp-python not installed: skipping the gguf formats")
 
+    have_hf = have_transformers_bitnet()
+    if not have_hf and "hf-bitnet" in settings["formats"]:
+        log.warning("transformers/accelerate not installed: skipping hf-bitnet (pip install -e '.[eval]')")
     rows: list[dict[str, Any]] = []
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_csv.parent, prefix=".bench-") as tmp:
         for model_dir in model_dirs:
-            rows += _bench_model(Path(model_dir), settings, device, tokenizer, Path(tmp), have_llama)
+            rows += _bench_model(Path(model_dir), settings, device, tokenizer, Path(tmp), have_llama, have_hf)
     env["loadavg_end"] = os.getloadavg()
     env["settings"] = settings
     env["models"] = [str(d) for d in model_dirs]
@@ -331,6 +357,13 @@ def run_bench(
     write_json(env_out, env)
     log.info("wrote %s (%d rows) and %s", out_csv, len(rows), env_out)
     return rows
+
+
+def have_transformers_bitnet() -> bool:
+    """transformers' bitnet quantizer loads offline-packed weights through accelerate."""
+    from importlib.util import find_spec
+
+    return find_spec("transformers") is not None and find_spec("accelerate") is not None
 
 
 def _count_params(model_dir: Path) -> int:

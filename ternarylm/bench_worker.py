@@ -89,7 +89,15 @@ def _load_torch(spec: dict[str, Any]):
     from ternarylm.packed import load_packed
 
     fmt = spec["format"]
-    if fmt == "torch-packed":
+    if fmt == "hf-bitnet":
+        return _load_hf(spec)
+    if fmt == "torch-w2":
+        from ternarylm.w2 import load_w2
+
+        # Triton kernels on CUDA, the pure-torch reference kernel on CPU (w2.resolve_kernel)
+        model = load_w2(spec["path"])
+        weight_mb = _tensor_mb(model)  # 2-bit codes + the fp32 embedding, norms and head, as held
+    elif fmt == "torch-packed":
         # on a GPU packed_mode int8 runs the dense cache (packed.kernel_for): a baseline row
         model = load_packed(spec["path"], mode=spec["packed_mode"])
         weight_mb = os.path.getsize(spec["path"]) / 1e6
@@ -107,6 +115,33 @@ def _load_torch(spec: dict[str, Any]):
                 model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         weight_mb = _tensor_mb(model)
     return model.to(torch.device(spec["device"])).eval(), weight_mb
+
+
+class HFCached:
+    """A transformers causal LM behind ``forward_cached`` (our decode loop), KV cache included."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def forward_cached(self, idx, cache=None):
+        out = self.model(input_ids=idx, past_key_values=cache, use_cache=True)
+        return out.logits, out.past_key_values
+
+
+def _load_hf(spec: dict[str, Any]):
+    """The hf-bitnet folder through transformers: bf16 on CUDA (its usual dtype, torch.compile'd
+    activation quantizer), fp32 on CPU with dynamo off (compiling there costs minutes per run and
+    the CPU row is a baseline)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    cuda = spec["device"] == "cuda"
+    if not cuda:
+        torch._dynamo.config.disable = True
+    dtype = torch.bfloat16 if cuda else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(spec["path"], dtype=dtype, device_map=spec["device"]).eval()
+    # bytes as held in memory: AutoBitLinear unpacks the 2-bit codes to dense `dtype` at load
+    return HFCached(model), _tensor_mb(model)
 
 
 def _decode_fn(model, prompt, new_tokens: int, kv_cache: bool, sync):
@@ -141,6 +176,27 @@ def _decode_fn(model, prompt, new_tokens: int, kv_cache: bool, sync):
     return once if kv_cache else once_nocache
 
 
+def _graph_fn(model, prompt, new_tokens: int, sync):
+    """``fn() -> (prefill s, decode s)`` with each decode step one CUDA graph replay (static_decode)."""
+    from ternarylm.static_decode import StaticDecoder
+
+    dec = StaticDecoder(model, prompt.shape[0], prompt.shape[1] + new_tokens + 1, model.tok_emb.weight.dtype)
+    dec.prefill(prompt)
+    dec.capture()
+
+    def once():
+        t0 = time.perf_counter()
+        dec.prefill(prompt)
+        sync()
+        t1 = time.perf_counter()
+        for _ in range(new_tokens):
+            dec.step()
+        sync()
+        return t1 - t0, time.perf_counter() - t1
+
+    return once
+
+
 def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
     import torch
 
@@ -158,10 +214,20 @@ def _measure_torch(spec: dict[str, Any]) -> list[dict[str, Any]]:
         prompt = torch.randint(5, spec["vocab_size"], (batch, spec["prompt_tokens"]), generator=gen)
         kv = spec["format"] != "torch-nocache"
         fn = _decode_fn(model, prompt.to(device), spec["new_tokens"], kv, sync)
+        decode = "kv-cache" if kv else "no-cache"
+        if cuda and kv and spec["format"].startswith("torch-"):
+            try:  # every torch row on CUDA alike, so launch overhead does not decide the comparison
+                fn, decode = _graph_fn(model, prompt.to(device), spec["new_tokens"], sync), "cuda-graph"
+            except Exception as e:  # a failed capture is recorded (decode column), never a lost bench
+                print(
+                    f"{spec['format']}: CUDA graph capture failed ({e!r}); eager KV-cache decode",
+                    file=sys.stderr,
+                )
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)
-        prefill, decode, n = _timed(fn, spec["warmup"], spec["repeats"], spec["budget_s"])
-        row = _row(spec, Timing(batch, weight_mb, base, load_rss, prefill, decode, n))
+        prefill, timings, n = _timed(fn, spec["warmup"], spec["repeats"], spec["budget_s"])
+        row = _row(spec, Timing(batch, weight_mb, base, load_rss, prefill, timings, n))
+        row["decode"] = decode
         if cuda:
             row["gpu_load_mb"] = round(gpu_load, 1)
             row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated(device) / 1e6, 1)
@@ -237,6 +303,7 @@ def _row(spec: dict[str, Any], t: Timing) -> dict[str, Any]:
         "prompt_tokens": spec["prompt_tokens"],
         "new_tokens": spec["new_tokens"],
         "repeats": t.repeats,
+        "decode": "llama.cpp",  # torch rows: kv-cache, no-cache or cuda-graph (_measure_torch)
     }
 
 

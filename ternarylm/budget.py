@@ -101,7 +101,9 @@ def stage_seconds(config: dict[str, Any], tokens_per_s: float) -> list[tuple[str
         ft_tokens += ft["epochs"] * n * FINETUNE_TOKENS_PER_EXAMPLE.get(task, 64) * n_backbones
     ft_s = max(ft_steps * FINETUNE_EAGER_STEP_S, ft_tokens / tokens_per_s)
     b = config["bench"]
-    bench_rows = len(b["formats"]) * len(b["batch_sizes"]) * len(b["devices"])
+    # null devices on the GPU machine this budget is for: cpu + cuda (gpus.bench_devices)
+    devices = b["devices"] if b["devices"] is not None else ["cpu", "cuda"]
+    bench_rows = len(b["formats"]) * len(b["batch_sizes"]) * len(devices)
     return [
         (f"pretrain: {len(runs)} runs", tokens / tokens_per_s, f"{tokens / 1e9:.2f}B tokens"),
         (

@@ -62,6 +62,17 @@ def device_pool(env: Mapping[str, str] = os.environ) -> list[str]:
     return [str(i) for i in range(device_count(env))]
 
 
+def bench_devices(devices: Sequence[str] | None, env: Mapping[str, str] = os.environ) -> list[str]:
+    """``bench.devices``: an explicit list wins; null = cpu, plus cuda when this machine sees a GPU.
+
+    Decided where the workflow is planned: under SLURM the login node usually has no GPU, so a
+    cluster run that should bench on one lists ``[cpu, cuda]`` explicitly (docs/bench.md).
+    """
+    if devices is not None:
+        return list(devices)
+    return ["cpu", "cuda"] if device_pool(env) else ["cpu"]
+
+
 def try_lock(path: Path) -> int | None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:

@@ -238,7 +238,7 @@ def export_ppl(model, tokens: np.ndarray, windows: int | None) -> dict[str, Any]
 
 def export_hf(
     model_dir: str | Path,
-    tokenizer: str | Path,
+    tokenizer: str | Path | None,
     out: str | Path,
     hf_quant: str = "none",
     dtype: str = "float32",
@@ -265,7 +265,8 @@ def export_hf(
         raise UserError(f"{out} holds a model that is not an HF export; choose another --out folder")
     quant = bitnet_config(model) if hf_quant == "bitnet" else None
     specials = dict(zip(("pad", "unk", "cls", "sep", "mask"), range(len(SPECIALS))))
-    files = tokenizer_files(tokenizer, model.cfg.seq_len)
+    # no tokenizer: weights and config only (`ternarylm bench` of random twins loads just those)
+    files = tokenizer_files(tokenizer, model.cfg.seq_len) if tokenizer is not None else {}
 
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "model.safetensors") as tmp:

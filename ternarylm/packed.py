@@ -26,7 +26,7 @@ CPU kernels (``mode``):
     small kernels per token there. It holds the weights dense in memory, so on a GPU it is a
     latency baseline, not the deployed ternary form (the bench marks its row ``baseline``).
 CUDA paths run through plain torch ops and have NOT been tested on a GPU (no GPU where this was
-written); a fused Triton kernel on the packed codes would be the deployed GPU form.
+written); the deployed GPU form is ternarylm.w2 (Triton kernels on these packed codes).
 """
 
 from __future__ import annotations

@@ -116,10 +116,12 @@ def ternary_state(model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tenso
     return {name: ternary_codes(m.weight) for name, m in model.named_modules() if isinstance(m, BitLinear)}
 
 
-def swap_bitlinears(model: nn.Module, make: Callable[[BitLinear], nn.Module]) -> nn.Module:
-    """Replace every BitLinear inside ``model`` by ``make(it)``, in place; returns ``model``. The one
-    swap the packed (deployment) and reference (seed's slow path) layers both use."""
-    targets = [(name, m) for name, m in model.named_modules() if isinstance(m, BitLinear)]
+def swap_bitlinears(
+    model: nn.Module, make: Callable[[nn.Module], nn.Module], types: tuple[type, ...] = (BitLinear,)
+) -> nn.Module:
+    """Replace every BitLinear (or other module of ``types``) inside ``model`` by ``make(it)``, in place;
+    returns ``model``. The one swap the packed, w2 (deployment) and reference (seed's slow path) layers use."""
+    targets = [(name, m) for name, m in model.named_modules() if isinstance(m, types)]
     for name, m in targets:
         if not name:
             raise ValueError("a swap needs a model containing BitLinear layers, not a BitLinear")

@@ -89,6 +89,8 @@ def test_bench_roles_and_plan():
         "torch-nocache": [1],
         "torch-bf16": [1, 32],
         "torch-packed": [1, 32],
+        "torch-w2": [1, 32],  # the deployed GPU forms (tests/test_w2.py)
+        "hf-bitnet": [1, 32],
     }
     assert "torch-int8" in dict(plan("fp32", settings, "cpu", have_llama=True))
     assert "torch-int8" not in dict(plan("fp32", settings, "cuda", have_llama=True))

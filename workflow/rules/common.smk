@@ -8,6 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from ternarylm import owner
+from ternarylm.gpus import bench_devices
 from ternarylm.io import UserError, write_text
 from ternarylm.glue import LOCAL_FILES as GLUE_LOCAL_FILES, TASKS as GLUE_TASKS
 from ternarylm.layout import NONCAUSAL, SCRATCH, TWINS, Plan
@@ -40,6 +41,11 @@ deploy_gguf = LAYOUT.deploy_gguf
 deploy_file = LAYOUT.deploy_file
 log = LAYOUT.log
 rule_benchmark = LAYOUT.rule_benchmark
+
+
+# bench.devices null: cpu, plus cuda when this machine sees a GPU. Resolved once, here, so every job
+# (the report included) reads the same explicit list from the resolved config below.
+config["bench"]["devices"] = bench_devices(config["bench"].get("devices"))
 
 
 # ------------------------------------------------------------------ the resolved config of this run
