@@ -19,6 +19,10 @@ MAIN = config["main_corpus"]
 VARIANTS = config["variants"]
 SEEDS = config["seeds"]
 
+# bench.devices null: cpu, plus cuda when this machine sees a GPU. Resolved once, here, so every job
+# (the report included) reads the same explicit list from the resolved config below.
+config["bench"]["devices"] = bench_devices(config["bench"].get("devices"))
+
 # Every path under results/ is spelled once, in ternarylm.layout.Layout, and the runs of this config
 # are enumerated once, in ternarylm.layout.runs: PLAN (a Layout that also knows each notebook's inputs;
 # the notebooks and `ternarylm report` build the same) is built once, here; the rules call its
@@ -41,11 +45,6 @@ deploy_gguf = LAYOUT.deploy_gguf
 deploy_file = LAYOUT.deploy_file
 log = LAYOUT.log
 rule_benchmark = LAYOUT.rule_benchmark
-
-
-# bench.devices null: cpu, plus cuda when this machine sees a GPU. Resolved once, here, so every job
-# (the report included) reads the same explicit list from the resolved config below.
-config["bench"]["devices"] = bench_devices(config["bench"].get("devices"))
 
 
 # ------------------------------------------------------------------ the resolved config of this run
