@@ -266,7 +266,9 @@ def fake_finetune(
         "seed": seed,
         "data_source": cfg["data_source"],
         "primary_metric": paper.TASK_METRIC[task],
-        "backbone": "scratch" if backbone == SCRATCH else f"results/pretrain/tinystories/{backbone}/seed{seed}",
+        "backbone": "scratch"
+        if backbone == SCRATCH
+        else f"results/pretrain/tinystories/{backbone}/seed{seed}",
         "settings": {"epochs": 3, "lr": 5e-5, "batch_size": 32, "max_train_examples": None},
         "provenance": fake_provenance(),
         "dev": {"split": "dev", **score, "loss": 0.6},
@@ -350,7 +352,10 @@ def make_fake_results(
         for backbone in art.backbones:
             for i, s in enumerate(art.seeds):
                 metrics, curve = fake_finetune(cfg, task, backbone, i, nums)  # the spread: seed index
-                write_json(art.finetune_file(task, backbone, s, "metrics.json"), metrics | {"seed": s, "backbone": _backbone(art, backbone, s)})
+                write_json(
+                    art.finetune_file(task, backbone, s, "metrics.json"),
+                    metrics | {"seed": s, "backbone": _backbone(art, backbone, s)},
+                )
                 write_csv(art.finetune_file(task, backbone, s, "curve.csv"), curve, CURVE_FIELDS)
     write_bench(art, nums)
     if paper_scale:

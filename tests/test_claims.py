@@ -230,10 +230,7 @@ def test_j_a_small_tokenizer_is_not_comparable_naming_its_real_size(tmp_path):
     claims = cl.claims_table(art).set_index("claim")
     ppl = row(claims, "val PPL of the ternary model")
     assert ppl["verdict"] == NC
-    assert (
-        "tokenizer: 512 entries in tokenizer.json (paper bert-base-uncased, 30522)"
-        in ppl["reason"]
-    )
+    assert "tokenizer: 512 entries in tokenizer.json (paper bert-base-uncased, 30522)" in ppl["reason"]
 
 
 def test_noncausal_control_flips(tmp_path):
