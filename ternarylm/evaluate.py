@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ternarylm.encode import load_tokens
-from ternarylm.io import UserError, write_json
+from ternarylm.io import UserError, read_json, write_json
 from ternarylm.model import load_model
 from ternarylm.provenance import provenance
 from ternarylm.train import TokenWindows, autocast_context, evaluate_loss, resolve_device
@@ -32,6 +32,7 @@ def evaluate_model(model_dir: Path, train_bin: Path, val_bin: Path, config: dict
     ctx = autocast_context(device, tcfg.get("precision", "auto"))
     ls, bs, L = float(tcfg["label_smoothing"]), int(tcfg["batch_size"]), model.cfg.seq_len
     out: dict[str, Any] = {"model_dir": str(model_dir), "label_smoothing": ls, "params": model.num_params()}
+    out |= model_record(model_dir, ecfg, val_bin)
     for split, path, n_batches in (
         ("val", val_bin, ecfg.get("val_batches")),
         ("train", train_bin, ecfg.get("train_batches", 200)),
@@ -63,6 +64,24 @@ def evaluate_model(model_dir: Path, train_bin: Path, val_bin: Path, config: dict
         raise UserError(f"{model_dir}: non-finite metrics ({', '.join(bad)}); the model is broken")
     out["provenance"] = provenance(device=device)  # threads: torch's, as set by --threads
     return out
+
+
+def model_record(model_dir: Path, ecfg: dict[str, Any], val_bin: Path) -> dict[str, Any]:
+    """What this evaluation measured, beside its numbers: the model as its folder records it
+    (architecture, quantization, variant, seed, training settings), the batches asked for and the
+    validation documents (the claims engine judges comparability from these, not from the config)."""
+    meta = read_json(Path(model_dir) / "config.json")
+    val_meta = val_bin.with_suffix(".json")
+    n_docs = read_json(val_meta).get("n_docs") if val_meta.exists() else None
+    return {
+        "variant": meta.get("variant"),
+        "seed": meta.get("seed"),
+        "model": meta.get("model"),
+        "trained": meta.get("train"),
+        "val_batches": ecfg.get("val_batches"),
+        "train_batches": ecfg.get("train_batches", 200),
+        "n_val_docs": n_docs,
+    }
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

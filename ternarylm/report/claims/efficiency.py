@@ -126,10 +126,10 @@ def _bench_rows(rec: Records, device: str) -> list[dict[str, Any]]:
         )
     ms_f, ms_t = f.get("ms_per_token"), t.get("ms_per_token")
     if pd.isna(ms_f) or pd.isna(ms_t) or not ms_f > 0:
-        lv, lat_ratio = (
-            not_run(f"{where}: no ms_per_token for FP32 {f['format']} or ternary {t['format']}"),
-            None,
-        )
+        lacking = [
+            f"{r['variant']} {r['format']}" for r, m in ((f, ms_f), (t, ms_t)) if pd.isna(m) or not m > 0
+        ]
+        lv, lat_ratio = not_run(f"{where}: no ms_per_token for {', '.join(lacking)}"), None
     else:
         lat_ratio = Stat(ms_t / ms_f, math.nan, 1)
         noise = _noise_reasons(f, t)

@@ -210,6 +210,8 @@ def eval_reasons(rec: Records, variant: str, seed: int, trail: Trail) -> list[st
     if tuple(named.replace("\\", "/").split("/")[-3:]) != tuple(want.split("/")[-3:]):
         out.append(f"{where} evaluates {named or 'an unnamed model'}, not {want}")
     meta = rec.model(art.main, variant, seed) or {}
+    if ev.get("model") is not None and meta.get("model") is not None and ev["model"] != meta["model"]:
+        out.append(f"{where} records a model other than {want}/config.json's")
     ls, trained = ev.get("label_smoothing"), (meta.get("train") or {}).get("label_smoothing")
     if ls != SETUP["label_smoothing"] or (trained is not None and ls != trained):
         out.append(
