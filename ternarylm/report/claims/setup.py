@@ -71,13 +71,16 @@ def train_reasons(meta: dict[str, Any], where: str) -> list[str]:
 
 
 def log_reasons(log: Any, meta: dict[str, Any], where: str) -> list[str]:
-    """Epochs completed (training log) vs planned (config.json): a run that stopped early."""
+    """Epochs completed (training log) vs planned (config.json) and vs the paper's: a run that
+    stopped early, or trained another number of epochs (said even where config.json is absent)."""
     if log is None or log.empty or "epoch" not in log:
         return [f"no training log ({where})"]
     planned = (meta.get("train") or {}).get("epochs")
     done = float(log["epoch"].max())
     if planned is not None and done < float(planned) - 1e-6:
         return [f"training stopped at epoch {done:g} of {planned} ({where})"]
+    if abs(done - SETUP["epochs"]) > 1e-6:
+        return [f"trained {done:g} epochs (training logs; paper {SETUP['epochs']})"]
     return []
 
 
@@ -130,15 +133,17 @@ def run_reasons(
     art = rec.art
     reasons: list[str] = []
     seeds_seen: dict[int, int] = {}
+    absent: list[str] = []
     for s in seeds:
         metas, logs = {}, {}
         for v in variants:
             meta = rec.model(corpus, v, s, trail)
             where = rec.rel(art.model_file(corpus, v, s, "config.json"))
-            if meta is None:
-                reasons.append(f"no model record: {where} absent")
-                continue
             log = rec.log(corpus, v, s, trail)
+            if meta is None:
+                absent.append(rec.rel(art.model_dir(corpus, v, s)))
+                reasons += log_reasons(log, {}, rec.rel(art.metrics_csv(corpus, v, s)))
+                continue
             metas[v], logs[v] = meta, log
             reasons += arch_reasons(meta, "config.json") + quant_reasons(meta, v, where)
             reasons += train_reasons(meta, "config.json") + asked_reasons(rec, meta, "config.json")
@@ -148,10 +153,17 @@ def run_reasons(
             if v == variants[0] and meta.get("seed") is not None:
                 seeds_seen[int(meta["seed"])] = seeds_seen.get(int(meta["seed"]), 0) + 1
         reasons += twin_reasons(metas, logs, s)
+    if absent:  # architecture, quantization and training settings are then unknown
+        reasons.insert(0, f"no model record (config.json absent) in {_list(absent)}")
     dup = [s for s, n in seeds_seen.items() if n > 1]
     if dup:
         reasons.append(f"seeds not distinct: seed {', '.join(map(str, dup))} recorded by several runs")
     return dedup(reasons)
+
+
+def _list(items: list[str], k: int = 2) -> str:
+    more = f" and {len(items) - k} more" if len(items) > k else ""
+    return ", ".join(items[:k]) + more
 
 
 def tokenizer_reasons(rec: Records, trail: Trail) -> list[str]:
