@@ -63,7 +63,7 @@ class Trail:
             out.append(f"no provenance record in {_some(bare)}")
         commits = self.commits()
         if len(commits) > 1:
-            each = "; ".join(f"{c} ({_some(fs)})" for c, fs in commits.items())
+            each = " vs ".join(f"{c} ({_some(fs)})" for c, fs in commits.items())
             out.append(f"artifacts from {len(commits)} commits: {each}")
         dirty = [f for f, p in self.prov.items() if p is not None and p[1]]
         if dirty:

@@ -48,11 +48,13 @@ def quant_reasons(meta: dict[str, Any], variant: str, where: str) -> list[str]:
             out.append(f"ternary twin is not ternary: linear {_v(m.get('linear'))} ({where})")
         if sorted(m.get("quantize") or []) != sorted(SETUP["quantize"]):
             out.append(
-                f"ternary twin quantizes {_v(m.get('quantize'))} ({where}; paper every projection: "
+                f"ternary twin quantizes {_v(m.get('quantize'))} in {where} (paper every projection: "
                 f"{_v(SETUP['quantize'])})"
             )
         if m.get("act_bits") != SETUP["act_bits"]:
-            out.append(f"ternary twin act_bits {_v(m.get('act_bits'))} ({where}; paper {SETUP['act_bits']})")
+            out.append(
+                f"ternary twin act_bits {_v(m.get('act_bits'))} in {where} (paper {SETUP['act_bits']})"
+            )
         return out
     if m.get("linear") != "fp32":
         return [f"FP32 twin is not full precision: linear {_v(m.get('linear'))} ({where})"]
@@ -80,7 +82,7 @@ def log_reasons(log: Any, meta: dict[str, Any], where: str) -> list[str]:
     if planned is not None and done < float(planned) - 1e-6:
         return [f"training stopped at epoch {done:g} of {planned} ({where})"]
     if abs(done - SETUP["epochs"]) > 1e-6:
-        return [f"trained {done:g} epochs (training logs; paper {SETUP['epochs']})"]
+        return [f"trained {done:g} epochs by the training logs (paper {SETUP['epochs']})"]
     return []
 
 
@@ -201,10 +203,10 @@ def data_reasons(rec: Records, corpus: str, trail: Trail) -> list[str]:
     splits = man.get("splits") or {}
     n_train = (splits.get("train") or {}).get("n_docs")
     if corpus in ("tinystories", "writingprompts") and n_train != SETUP["train_docs"]:
-        out.append(f"{_v(n_train)} {corpus} training documents ({where}; paper {SETUP['train_docs']:,})")
+        out.append(f"{_v(n_train)} {corpus} training documents in {where} (paper {SETUP['train_docs']:,})")
     n_val = (splits.get("val") or {}).get("n_docs")
     if corpus == art.main and n_val != SETUP["val_docs"]:  # PPL is an average over this sample
-        out.append(f"validation set {_v(n_val)} documents ({where}; paper first {SETUP['val_docs']:,})")
+        out.append(f"validation set {_v(n_val)} documents in {where} (paper first {SETUP['val_docs']:,})")
     return out
 
 
@@ -227,7 +229,7 @@ def eval_reasons(rec: Records, variant: str, seed: int, trail: Trail) -> list[st
     ls, trained = ev.get("label_smoothing"), (meta.get("train") or {}).get("label_smoothing")
     if ls != SETUP["label_smoothing"] or (trained is not None and ls != trained):
         out.append(
-            f"{where}: label smoothing {_v(ls)} (trained with {_v(trained)}; paper {SETUP['label_smoothing']})"
+            f"{where}: label smoothing {_v(ls)} (trained with {_v(trained)}, paper {SETUP['label_smoothing']})"
         )
     if ev.get("val_batches"):
         out.append(f"{where}: validation subsample of {ev['val_batches']} batches")
