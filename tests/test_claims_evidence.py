@@ -56,6 +56,11 @@ def no_quantized_layer(art: Artifacts) -> None:
     each_seed(art, "ternary", {"model": {"quantize": []}})
 
 
+def sparsity_says_unquantized(art: Artifacts) -> None:
+    for s in art.seeds:
+        edit_csv(art.sparsity_csv("ternary", s), lambda d: d.assign(quantized=False))
+
+
 def no_act_quant(art: Artifacts) -> None:
     each_seed(art, "ternary", {"model": {"act_bits": 0}})
 
@@ -198,6 +203,13 @@ CASES = {
         "zero weights in middle layers",
         NC,
         "quantizes none",
+    ),
+    "1 sparsity CSV unquantized": (
+        sparsity_says_unquantized,
+        {},
+        "zero weights in middle layers",
+        NC,
+        "no layer is quantized",
     ),
     "1 act_bits 0": (no_act_quant, {}, PARITY, NC, "ternary twin act_bits 0"),
     "1 64-wide model folders": (small_model_folder, {}, PPL, NC, "d_model 64 (paper 768)"),
