@@ -195,7 +195,8 @@ def write_pretraining(art: Artifacts, cfg: dict[str, Any], numbers: dict[str, An
     for corpus, v, s in dict.fromkeys(runs + art.noncausal_runs()):
         curve = fake_curve(corpus, v, s, art.epochs(corpus), numbers["final_loss"].get(corpus))
         write_csv(art.metrics_csv(corpus, v, s), curve)
-        if corpus != art.main:
+        if corpus != art.main:  # a convergence run: its record, no weights (nothing reads them)
+            write_model_record(art, corpus, v, s, cfg, train=cfg["train"] | {"epochs": art.epochs(corpus)})
             continue
         ev = numbers["eval"][v]
         seq = cfg["model"]["seq_len"]
