@@ -8,6 +8,7 @@ config (``art.cfg``) is read only to name what was asked where the records say o
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,8 +30,18 @@ def _v(x: Any) -> str:
     return "unset" if x is None else str(x)
 
 
+# a results-folder path in a reason (one run's file): reasons that differ only by it are said once
+RUN_PATH = re.compile(r"\b(?:pretrain|eval|finetune|sparsity)/[^\s,;:()]+")
+
+
 def dedup(reasons: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(r for r in reasons if r))
+    """Each reason once; the same reason about several runs' files once, naming the files."""
+    groups: dict[str, list[str]] = {}
+    for r in dict.fromkeys(r for r in reasons if r):
+        paths = RUN_PATH.findall(r)
+        key = RUN_PATH.sub("{}", r, count=1) if len(paths) == 1 and "{" not in r else r
+        groups.setdefault(key, []).extend(paths if key != r else [])
+    return [k.replace("{}", _list(fs), 1) if fs else k for k, fs in groups.items()]
 
 
 def arch_reasons(meta: dict[str, Any], where: str) -> list[str]:
