@@ -19,7 +19,7 @@ import torch
 from ternarylm.config import resolve
 from ternarylm.encode import load_tokens
 from ternarylm.identity import check_tokens
-from ternarylm.io import UserError, write_json
+from ternarylm.io import UserError, read_json, write_json
 from ternarylm.model import load_model
 from ternarylm.provenance import provenance
 from ternarylm.train import TokenWindows, evaluate_loss
@@ -38,6 +38,7 @@ def evaluate_model(model_dir: Path, train_bin: Path, val_bin: Path, config: dict
     ctx = autocast_context(device, tcfg["precision"])
     ls, bs, L = float(tcfg["label_smoothing"]), int(tcfg["batch_size"]), model.cfg.seq_len
     out: dict[str, Any] = {"model_dir": str(model_dir), "label_smoothing": ls, "params": model.num_params()}
+    out |= model_record(model_dir, ecfg, val_bin)
     for split, path, n_batches in (
         ("val", val_bin, ecfg["val_batches"]),
         ("train", train_bin, ecfg["train_batches"]),
@@ -69,6 +70,24 @@ def evaluate_model(model_dir: Path, train_bin: Path, val_bin: Path, config: dict
         raise UserError(f"{model_dir}: non-finite metrics ({', '.join(bad)}); the model is broken")
     out["provenance"] = provenance(device=device)  # threads: torch's, as set by --threads
     return out
+
+
+def model_record(model_dir: Path, ecfg: dict[str, Any], val_bin: Path) -> dict[str, Any]:
+    """What this evaluation measured, beside its numbers: the model as its folder records it
+    (architecture, quantization, variant, seed, training settings), the batches asked for and the
+    validation documents (the claims engine judges comparability from these, not from the config)."""
+    meta = read_json(Path(model_dir) / "config.json")
+    val_meta = val_bin.with_suffix(".json")
+    n_docs = read_json(val_meta).get("n_docs") if val_meta.exists() else None
+    return {
+        "variant": meta.get("variant"),
+        "seed": meta.get("seed"),
+        "model": meta.get("model"),
+        "trained": meta.get("train"),
+        "val_batches": ecfg["val_batches"],
+        "train_batches": ecfg["train_batches"],
+        "n_val_docs": n_docs,
+    }
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

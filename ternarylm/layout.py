@@ -301,14 +301,15 @@ class Plan(Layout):
             paths += [self.tokens(c, sp, "json") for c in corpora for sp in SPLITS]
         if notebook == "pretraining":
             paths += [self.model_file(*r, f) for r in first for f in ("config.json", "model.safetensors")]
+        if notebook == "claims":  # comparability is read from each run's own record
+            paths += [self.model_file(*r, "config.json") for r in main + control + conv]
         if notebook in ("finetuning", "claims"):
             files = ("metrics.json", "curve.csv") if notebook == "finetuning" else ("metrics.json",)
             tuned = [(b, s) for b in self.backbones for s in self.seeds]  # the twins, then scratch
             paths += [self.finetune_file(t, b, s, f) for t in self.tasks for b, s in tuned for f in files]
         if notebook in ("efficiency", "claims"):
             paths += [self.bench_csv(d) for d in self.devices]
-            if notebook == "efficiency":
-                paths += [self.bench_env(d) for d in self.devices]
+            paths += [self.bench_env(d) for d in self.devices]  # provenance (claims), machine (T6)
         if notebook in ("sparsity", "claims"):
             paths += [self.sparsity_csv(v, s) for v, s in runs]
         return list(dict.fromkeys(paths))

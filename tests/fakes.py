@@ -9,6 +9,7 @@ files the comparability reasons read: tokenizer.json, manifests) to the paper's 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,17 @@ RATIO = {"ternary": 1.05, "fp32": 3.5, NONCAUSAL: 3.5}
 
 
 def _bench(
-    variant: str, fmt: str, weight_mb: float, mem_mb: float, ms: float, role: str | None = None
+    variant: str,
+    fmt: str,
+    weight_mb: float,
+    mem_mb: float,
+    ms: float,
+    role: str | None = None,
+    iqr: float = 0.1,
+    **row: Any,
 ) -> dict:
-    """One bench spec: weights, inference memory (GPU peak on cuda, RSS above base on CPU), ms/token."""
+    """One bench spec: weights, inference memory (GPU peak on cuda, RSS above base on CPU), ms/token,
+    its IQR as a fraction of ms; ``row``: columns written as given (repeats, prompt_tokens, ...)."""
     return {
         "variant": variant,
         "format": fmt,
@@ -57,7 +66,17 @@ def _bench(
         "mem_mb": mem_mb,
         "ms": ms,
         "role": role,
+        "iqr": iqr,
+        "row": row,
     }
+
+
+# every JSON a fake writes records this provenance (the real one depends on the checkout's state)
+FAKE_COMMIT = "f" * 40
+
+
+def fake_provenance(device: str = "cpu", commit: str = FAKE_COMMIT, dirty: bool = False) -> dict:
+    return {"git_commit": commit, "git_dirty": dirty, "device": device}
 
 
 # the metrics every fake artifact carries; ``numbers=`` merges over it (dicts merge, lists replace)
@@ -106,9 +125,10 @@ PAPER_SCALE: dict[str, Any] = {
 }
 
 
-def fake_tokenizer(path: str | Path, n_vocab: int) -> None:
-    """A tokenizer.json with ``n_vocab`` WordPiece entries (what Artifacts.tokenizer_vocab reads)."""
-    vocab = {f"tok{i}": i for i in range(n_vocab)}
+def fake_tokenizer(path: str | Path, n_vocab: int, bert: bool = False) -> None:
+    """A tokenizer.json with ``n_vocab`` WordPiece entries (what Artifacts.tokenizer_vocab reads);
+    ``bert``: named like bert-base-uncased's vocabulary (its [unusedN] entries)."""
+    vocab = {(f"[unused{i}]" if bert else f"tok{i}"): i for i in range(n_vocab)}
     write_json(path, {"model": {"type": "WordPiece", "vocab": vocab}, "added_tokens": []})
 
 
@@ -116,6 +136,7 @@ def fake_eval(ratio: float, seed: int, train_ce0: float = 3.0, step: float = 0.0
     train_ce = train_ce0 + step * seed
     val_ce = train_ce * ratio
     return {
+        "provenance": fake_provenance(),
         "label_smoothing": 0.1,
         "train_ce": train_ce,
         "val_ce": val_ce,
@@ -160,31 +181,57 @@ def write_pretraining(art: Artifacts, cfg: dict[str, Any], numbers: dict[str, An
     mcfg = {**cfg["model"], "vocab_size": cfg["tokenizer"]["vocab_size"]}
     fake_tokenizer(art.tokenizer_json(), cfg["tokenizer"]["vocab_size"])
     for corpus in {art.main, *art.convergence_corpora}:
-        write_json(art.manifest(corpus), {"corpus": corpus, "splits": {"train": {"n_docs": 2817}}})
+        write_manifest(art, corpus, 2817, 28)
         for split, n in (("train", 2817 * 180), ("val", 28 * 180)):  # tokenize's meta (T1's data scale)
-            write_json(art.tokens(corpus, split, "json"), {"n_tokens": n})
+            write_json(art.tokens(corpus, split, "json"), {"n_tokens": n, "provenance": fake_provenance()})
     runs = art.main_runs() + [r for c in art.convergence_corpora for r in art.convergence_runs(c)]
     for corpus, v, s in dict.fromkeys(runs + art.noncausal_runs()):
         curve = fake_curve(corpus, v, s, art.epochs(corpus), numbers["final_loss"].get(corpus))
         write_csv(art.metrics_csv(corpus, v, s), curve)
-        if corpus != art.main:
+        if corpus != art.main:  # a convergence run: its record, no weights (nothing reads them)
+            write_model_record(art, corpus, v, s, cfg, train=cfg["train"] | {"epochs": art.epochs(corpus)})
             continue
         ev = numbers["eval"][v]
+        seq = cfg["model"]["seq_len"]
         write_json(
             art.eval_json(corpus, v, s),
-            fake_eval(ev["ratio"], art.seeds.index(s), ev["train_ce"], numbers["seed_step"]["eval"]),
+            fake_eval(ev["ratio"], art.seeds.index(s), ev["train_ce"], numbers["seed_step"]["eval"])
+            | {"model_dir": art.model_dir(corpus, v, s), "n_val_tokens": (28 * 180 - 1) // seq * seq},
         )
         if v == NONCAUSAL:  # a pretraining control: evaluated, never fine-tuned, benched or sparsity-counted
+            write_model_record(art, corpus, v, s, cfg)
             continue
         model = build_model({**mcfg, "linear": v}, seed=s)
         save_model(model, art.model_dir(corpus, v, s), {"train": cfg["train"], "variant": v, "seed": s})
+        write_model_record(art, corpus, v, s, cfg)
         write_sparsity(
             art.sparsity_csv(v, s),
             sparsity_rows(model),
             numbers["sparsity"] if v == "ternary" else {"init": numbers["sparsity"]["init"]},
         )
     # the main corpus's train split (the 55x-data claim), written last: it is the number that counts
-    write_json(art.tokens(art.main, "train", "json"), {"n_tokens": numbers["train_tokens"]})
+    meta = {"n_tokens": numbers["train_tokens"], "provenance": fake_provenance()}
+    write_json(art.tokens(art.main, "train", "json"), meta)
+
+
+def write_manifest(art: Artifacts, corpus: str, n_train: int, n_val: int) -> None:
+    splits = {"train": {"n_docs": n_train}, "val": {"n_docs": n_val}}
+    write_json(art.manifest(corpus), {"corpus": corpus, "splits": splits, "provenance": fake_provenance()})
+
+
+def write_model_record(art: Artifacts, corpus: str, v: str, s: int, cfg: dict[str, Any], **over: Any) -> None:
+    """The model folder's config.json as pretraining writes it: the model config (of ``cfg``: the
+    paper's with ``paper_scale``; the claims engine reads records, never weights), the training
+    settings, variant, seed, corpus and provenance; ``over`` replaces top-level entries."""
+    from ternarylm.model import VARIANTS, ModelConfig
+
+    model = ModelConfig.from_dict(
+        {**cfg["model"], "vocab_size": cfg["tokenizer"]["vocab_size"], **VARIANTS[v]}
+    ).to_dict()
+    device = "cuda:0" if cfg["train"].get("device") != "cpu" else "cpu"
+    meta = {"model": model, "train": cfg["train"], "variant": v, "seed": s, "corpus": corpus}
+    meta |= {"tokenizer": art.tokenizer_json(), "provenance": fake_provenance(device)}
+    write_json(art.model_file(corpus, v, s, "config.json"), meta | over)
 
 
 def write_sparsity(path: str, rows: list[dict[str, Any]], spec: dict[str, Any]) -> None:
@@ -213,6 +260,11 @@ def fake_finetune(
         "seed": seed,
         "data_source": cfg["data_source"],
         "primary_metric": paper.TASK_METRIC[task],
+        "backbone": "scratch"
+        if backbone == SCRATCH
+        else f"results/pretrain/tinystories/{backbone}/seed{seed}",
+        "settings": {"epochs": 3, "lr": 5e-5, "batch_size": 32, "max_train_examples": None},
+        "provenance": fake_provenance(),
         "dev": {"split": "dev", **score, "loss": 0.6},
         "test": {"split": "test", **score, "loss": 0.6} if task == "mrpc" else None,
         "majority": {"label": 1, "dev": major, "test": major},
@@ -240,20 +292,37 @@ def write_bench(art: Artifacts, numbers: dict[str, Any] = NUMBERS) -> None:
                     }
                     | {"peak_rss_mb": b["mem_mb"] + 380.0, "base_rss_mb": 380.0, **mem}
                     | {"ms_per_token": b["ms"] * (1 + batch / 16), "tokens_per_s": 1000 * batch / b["ms"]}
-                    | {"ms_per_token_iqr": 0.1 * b["ms"], "threads": 2}
+                    | {"ms_per_token_iqr": b.get("iqr", 0.1) * b["ms"], "threads": 2}
+                    | {"prompt_tokens": 16, "new_tokens": 16, "repeats": 5, **b.get("row", {})}
                 )
         write_csv(art.bench_csv(dev), rows)
-        write_json(art.bench_env(dev), {"device": dev, "platform": "fake", "torch": torch.__version__})
+        env = {"device": dev, "platform": "fake", "torch": torch.__version__}
+        write_json(art.bench_env(dev), env | {"provenance": fake_provenance(dev)})
 
 
 def to_paper_scale(art: Artifacts, config_path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """Write ``cfg`` (a paper-scale config) as the resolved config, with the tokenizer.json and
     manifests the comparability reasons read; the models stay tiny (claims read no weights)."""
     write_json(config_path, cfg)
-    fake_tokenizer(art.tokenizer_json(), cfg["tokenizer"]["vocab_size"])
+    fake_tokenizer(art.tokenizer_json(), cfg["tokenizer"]["vocab_size"], bert=True)
     for corpus in {art.main, *art.convergence_corpora}:
-        write_json(art.manifest(corpus), {"corpus": corpus, "splits": {"train": {"n_docs": 60000}}})
+        write_manifest(art, corpus, 60000, 2000)
+    seq = cfg["model"]["seq_len"]
+    for corpus, v, s in dict.fromkeys(art.main_runs() + art.noncausal_runs() + _conv_runs(art)):
+        write_model_record(art, corpus, v, s, cfg)
+        if corpus == art.main:  # the evaluation over the whole validation split at the paper's seq_len
+            path = art.eval_json(corpus, v, s)
+            ev = json.loads(Path(path).read_text())
+            write_json(path, ev | {"n_val_tokens": (28 * 180 - 1) // seq * seq})
     return cfg
+
+
+def _backbone(art: Artifacts, backbone: str, seed: int) -> str:
+    return SCRATCH if backbone == SCRATCH else art.model_dir(art.main, backbone, seed)
+
+
+def _conv_runs(art: Artifacts) -> list[tuple[str, str, int]]:
+    return [r for c in art.convergence_corpora for r in art.convergence_runs(c)]
 
 
 def make_fake_results(
@@ -277,7 +346,10 @@ def make_fake_results(
         for backbone in art.backbones:
             for i, s in enumerate(art.seeds):
                 metrics, curve = fake_finetune(cfg, task, backbone, i, nums)  # the spread: seed index
-                write_json(art.finetune_file(task, backbone, s, "metrics.json"), metrics | {"seed": s})
+                write_json(
+                    art.finetune_file(task, backbone, s, "metrics.json"),
+                    metrics | {"seed": s, "backbone": _backbone(art, backbone, s)},
+                )
                 write_csv(art.finetune_file(task, backbone, s, "curve.csv"), curve, CURVE_FIELDS)
     write_bench(art, nums)
     if paper_scale:

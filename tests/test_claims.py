@@ -56,8 +56,8 @@ MATCH = {
     },
     "bench": {
         "cuda": [
-            _bench("fp32", "torch-fp32", 528.0, MEM["fp32"], LAT["fp32"]),
-            _bench("ternary", "torch-packed", 120.0, MEM["ternary"], LAT["ternary"], role="deployed"),
+            _bench("fp32", "torch-fp32", 528.0, MEM["fp32"], LAT["fp32"], iqr=0.02),
+            _bench("ternary", "torch-packed", 120.0, MEM["ternary"], LAT["ternary"], "deployed", 0.02),
         ]
     },
     "sparsity": {"zero": {f"L{i}": 0.61 if f"L{i}" in MIDDLE else 0.50 for i in range(1, 13)}},
@@ -98,7 +98,10 @@ def test_a_matching_set_reproduces_every_comparable_claim(matching):
     judged = v[~by_design & (v != RUN) & ~v.index.str.contains("DistilBERT")]
     assert len(judged) >= 20
     assert (judged == R).all(), judged[judged != R]
-    assert not matching["reason"].str.contains("smaller/different|tokenizer:|epochs=").any()
+    assert not matching["reason"].str.contains("model \\(|tokenizer:|training \\(|provenance").any()
+    judged_all = matching[matching["verdict"] != RUN]
+    assert (judged_all["evidence"].str.len() > 0).all()  # every judged row names its files
+    assert (matching.loc[judged.index, "at_scale"] == cl.HOLDS).all()
 
 
 def test_b_majority_class_f1_is_not_reproduced(tmp_path):
@@ -130,7 +133,7 @@ def test_d_a_tiny_regularization_gap_is_not_reproduced(tmp_path):
     claims = claims_for(tmp_path, {"eval": {"fp32": eval_numbers(58.42, ternary + 0.004)}})
     reg = row(claims, "implicit regularization")
     assert reg["verdict"] == NR and reg["ours_mean"] == pytest.approx(0.004, abs=2e-3)
-    assert "margin 1.23" in reg["reason"]
+    assert "gap > 1.23" in reg["reason"] and "fails for seed 0, 1, 2" in reg["reason"]
 
 
 def test_e_cpu_rows_never_decide_the_gpu_claims(tmp_path):
@@ -163,8 +166,8 @@ def paper_default_cuda() -> list[dict]:
 @pytest.mark.parametrize(("ratio", "verdict"), [(0.6, NR), (1.0, R), (1.3, NR)])
 def test_f_latency_parity_is_two_sided(tmp_path, ratio, verdict):
     cuda = [
-        _bench("fp32", "torch-fp32", 528.0, MEM["fp32"], 10.0),
-        _bench("ternary", "torch-packed", 120.0, MEM["ternary"], 10.0 * ratio, role="deployed"),
+        _bench("fp32", "torch-fp32", 528.0, MEM["fp32"], 10.0, iqr=0.02),
+        _bench("ternary", "torch-packed", 120.0, MEM["ternary"], 10.0 * ratio, "deployed", 0.02),
     ]
     lat = row(claims_for(tmp_path, {"bench": {"cuda": cuda}}), "latency parity:")
     assert lat["verdict"] == verdict and lat["ours_mean"] == pytest.approx(ratio)
@@ -177,7 +180,7 @@ def test_g_memory_far_above_the_papers_factor_is_not_reproduced(tmp_path):
     ]
     mem = row(claims_for(tmp_path, {"bench": {"cuda": cuda}}), "inference memory (")
     assert mem["verdict"] == NR and mem["ours_mean"] == pytest.approx(7.3)
-    assert "weights: 528.0 vs 120.0 MB" in mem["reason"]  # weight bytes beside, never judged
+    assert "weights 528.0 vs 120.0 MB" in mem["reason"]  # weight bytes beside, never judged
 
 
 def test_h_ternary_far_worse_than_fp32_is_not_parity(tmp_path):
@@ -227,10 +230,7 @@ def test_j_a_small_tokenizer_is_not_comparable_naming_its_real_size(tmp_path):
     claims = cl.claims_table(art).set_index("claim")
     ppl = row(claims, "val PPL of the ternary model")
     assert ppl["verdict"] == NC
-    assert (
-        "tokenizer: vocabulary 512 entries in tokenizer.json (paper bert-base-uncased, 30522)"
-        in ppl["reason"]
-    )
+    assert "tokenizer: 512 entries in tokenizer.json (paper bert-base-uncased, 30522)" in ppl["reason"]
 
 
 def test_noncausal_control_flips(tmp_path):
@@ -258,6 +258,8 @@ def test_ppl_std_and_data_factor_flip(tmp_path):
 # --- acceptance 1: no rule is one-sided without a margin -------------------------------------------
 
 TWO_SIDED = {"judge_close", "judge_range", "judge_factor"}
+# they apply the rules above (written inside them as lambdas, and checked there), never a rule of their own
+COMBINERS = {"judge_all", "judge_seeds", "judge_each_seed"}
 
 
 def one_sided_rules(source: str) -> list[str]:
@@ -267,7 +269,7 @@ def one_sided_rules(source: str) -> list[str]:
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
             continue
         name = node.func.id
-        if not name.startswith("judge_") or name in TWO_SIDED or name == "judge_all":
+        if not name.startswith("judge_") or name in TWO_SIDED or name in COMBINERS:
             continue
         margin = next((k.value for k in node.keywords if k.arg == "margin"), None)
         if name != "judge_above" or margin is None:
@@ -278,7 +280,7 @@ def one_sided_rules(source: str) -> list[str]:
 
 
 def test_every_rule_is_two_sided_or_has_a_margin():
-    source = Path(cl.__file__).read_text()
+    source = "\n".join(p.read_text() for p in sorted(Path(cl.__file__).parent.glob("*.py")))
     assert one_sided_rules(source) == []
     assert source.count("judge_above(") >= 8  # the inequality claims are there, each with its margin
     # the check itself can fail

@@ -167,34 +167,26 @@ def test_verdicts():
     assert cl.judge_all(parts) == cl.Verdict(paper.NOT_REPRODUCED, "a; b")
 
 
-def test_comparability_from_config():
+def test_comparability_from_the_model_records():
+    """Comparability is read from what a model folder's config.json records, not the run config."""
+    from ternarylm.report.claims import setup
+
     paper_cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    assert cl.model_reasons(paper_cfg) == []
+    model = {**paper_cfg["model"], "vocab_size": 30522, "linear": "ternary"}
+    meta = {"model": model, "train": paper_cfg["train"], "provenance": {"device": "cuda:0"}}
+    assert setup.arch_reasons(meta, "config.json") == []
+    assert setup.quant_reasons(meta, "ternary", "config.json") == []
+    assert setup.train_reasons(meta, "config.json") == []
     smoke = merge(paper_cfg, yaml.safe_load((ROOT / "workflow/presets/smoke.yaml").read_text()))
-    (reason,) = cl.model_reasons(smoke)
-    assert "d_model=256 (paper 768)" in reason and "n_layers=2 (paper 12)" in reason
-    art = Artifacts("/nonexistent", smoke)
-    assert any("synthetic" in r for r in cl.data_reasons(art, "synthetic"))
-    assert any("epochs=1 (paper 15)" in r for r in cl.training_reasons(art, "synthetic"))
-    # config.yaml uses the paper's bert-base-uncased vocabulary, so it is the paper's setup; a learned
-    # WordPiece changes per-token losses, and the reasons say so
-    assert cl.pretrain_reasons(Artifacts("/nonexistent", paper_cfg)) == []
-    learned = merge(paper_cfg, {"tokenizer": {"pretrained": None}})
-    assert cl.pretrain_reasons(Artifacts("/nonexistent", learned)) == [
-        "tokenizer: WordPiece learned on our train split (paper bert-base-uncased, 30522, pretrained)"
-    ]
-    with_bert = merge(paper_cfg, {"tokenizer": {"pretrained": "bert-base-uncased/tokenizer.json"}})
-    assert cl.pretrain_reasons(Artifacts("/nonexistent", with_bert)) == []
-    changed = merge(with_bert, {"train": {"lr": 1e-3, "batch_size": 32, "device": "cpu"}})
-    assert cl.training_reasons(Artifacts("/nonexistent", changed), "tinystories") == [
-        "batch_size=32 (paper 64)",
-        "lr=0.001 (paper 0.0003)",
-        "trained on train.device=cpu (paper cuda)",
-    ]
-    val = merge(with_bert, {"corpora": {"tinystories": {"max_val_docs": 500}}})
-    assert cl.data_reasons(Artifacts("/nonexistent", val), "tinystories") == [
-        "validation set: 500 documents (paper first 2000)"
-    ]
+    small = merge(meta, {"model": smoke["model"], "train": smoke["train"], "provenance": {"device": "cpu"}})
+    (reason,) = setup.arch_reasons(small, "config.json")
+    assert "d_model 256 (paper 768)" in reason and "n_layers 2 (paper 12)" in reason
+    (reason,) = setup.train_reasons(small, "config.json")
+    assert "epochs 1 (paper 15)" in reason and "trained on cpu (paper cuda)" in reason
+    fp32_as_ternary = setup.quant_reasons(meta, "fp32", "x/config.json")
+    assert fp32_as_ternary == ["FP32 twin is not full precision: linear ternary (x/config.json)"]
+    (q,) = setup.quant_reasons(merge(meta, {"model": {"quantize": []}}), "ternary", "x")
+    assert q.startswith("ternary twin quantizes none")
 
 
 def test_epoch_means_weights_rows_by_steps():
@@ -220,7 +212,7 @@ def test_claims_on_fake_artifacts(fake):
     # the fake model is tiny: every measured claim is "not comparable", and says why
     measured = claims[claims["verdict"] != paper.NOT_RUN]
     assert (measured["verdict"] == paper.NOT_COMPARABLE).all()
-    assert measured["reason"].str.contains("d_model=64").sum() >= 5
+    assert measured["reason"].str.contains("d_model 64 (paper 768)", regex=False).sum() >= 5
     run_not = claims[claims["verdict"] == paper.NOT_RUN]
     assert any("writingprompts" in r for r in run_not["reason"])  # not in convergence_corpora
     assert any("cola" in r for r in run_not["reason"])  # not in finetune.tasks
@@ -269,7 +261,8 @@ def test_claims_verdicts_at_paper_scale(tmp_path):
     assert verdict("missing causal mask") == paper.NOT_REPRODUCED  # the fake control does not collapse
     assert verdict("55x less") == paper.NOT_REPRODUCED  # 507,060 tokens: 6,508x
     # the token count is read from tokenize's meta: 60M tokens is 55x less than 3.3B words
-    write_json(art.tokens(art.main, "train", "json"), {"n_tokens": 60_000_000})
+    meta = json.loads(Path(art.tokens(art.main, "train", "json")).read_text())
+    write_json(art.tokens(art.main, "train", "json"), meta | {"n_tokens": 60_000_000})
     (data,) = cl.claims_table(art).set_index("claim").filter(like="55x less", axis=0)["verdict"]
     assert data == paper.REPRODUCED
 

@@ -125,6 +125,15 @@ def test_evaluate_reports_both_perplexities(tokens, tmp_path):
     assert res["val_ce_smoothed"] > res["val_ce"]
     assert res["loss_ratio"] == pytest.approx(res["val_ce"] / res["train_ce"])
     assert res["n_train_tokens"] == 3 * 8 * 32
+    # what it measured, from the model folder's own record (the claims engine reads these)
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert res["model"] == meta["model"] and res["trained"] == meta["train"]
+    assert (res["variant"], res["seed"], res["val_batches"], res["train_batches"]) == (
+        meta["variant"],
+        meta["seed"],
+        None,
+        3,
+    )
 
 
 def test_sigterm_saves_checkpoint_and_rerun_resumes(tokens, tmp_path):
