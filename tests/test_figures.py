@@ -211,6 +211,20 @@ def test_finetune_curves_show_scratch_paper_and_majority(shallow):
     )
     scratch = [ln for ln in mrpc.lines if ln.get_label() == tb.MODEL_NAMES[SCRATCH]]
     assert len(scratch) == 1 and scratch[0].get_linestyle() == "--"
+    # every legend sits right of its panel: none covers a line or a band
+    fig.canvas.draw()
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        assert legend.get_window_extent().x0 >= ax.get_window_extent().x1
+
+
+def test_saved_png_carries_its_caption(tmp_path):
+    fig, ax = fg.plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    fg.save(fig, tmp_path, "f", caption="*Figure X.* What it **shows**.")
+    (text,) = [t for t in fig.texts if t.get_gid() == "caption"]
+    assert text.get_text() == "Figure X. What it shows."  # Markdown marks dropped
+    assert (tmp_path / "f.png").stat().st_size > 0 and (tmp_path / "f.pdf").exists()
 
 
 # --- T6 ------------------------------------------------------------------------------------------------
