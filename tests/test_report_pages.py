@@ -97,3 +97,10 @@ def test_every_tolerance_has_a_reason_and_cited_values_are_words():
 def test_spread_of_one_timing_is_not_zero(repeats, shown):
     df = pd.DataFrame({"ms_per_token_iqr": [0.125 if repeats != 1 else 0.0], "repeats": [repeats]})
     assert spread(df) == [shown]
+
+
+def test_table_headers_align_with_their_left_aligned_cells():
+    from ternarylm.report.display import show
+
+    html = show(pd.DataFrame({"a": ["x"]})).to_html()
+    assert "th {\n  text-align: left;" in html

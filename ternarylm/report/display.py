@@ -80,4 +80,6 @@ def spread(
 
 def show(df: pd.DataFrame):  # -> pandas Styler (jinja2 is a dependency of nbconvert)
     """``df`` without its integer index, text left-aligned, for display in a notebook."""
-    return df.style.hide(axis="index").set_properties(**{"text-align": "left"})
+    # headers too: nbconvert's stylesheet right-aligns <th>, which then sits off its left-aligned column
+    left = [{"selector": "th", "props": [("text-align", "left")]}]
+    return df.style.hide(axis="index").set_properties(**{"text-align": "left"}).set_table_styles(left)
