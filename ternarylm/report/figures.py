@@ -95,14 +95,13 @@ def _plain(markdown: str) -> str:
 
 
 def show(fig: Figure, out_dir: str | Path, name: str, caption: str) -> None:
-    """In a notebook: save ``fig`` with its caption, show it, then the caption as Markdown under it
-    (one caption text for the page and the PNG)."""
-    from IPython.display import Markdown, display
+    """In a notebook: save ``fig`` with its caption drawn under it and show that same image, so the
+    page and the PNG carry one caption (not a Markdown copy that could drift from the file's)."""
+    from IPython.display import display
 
     save(fig, out_dir, name, caption)
     display(fig)
     plt.close(fig)
-    display(Markdown(caption))
 
 
 def seed_band(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
