@@ -57,7 +57,7 @@ def _scale_line(table: pd.DataFrame, scale_reasons: Sequence[str]) -> str:
 
 def _at_scale_lines(table: pd.DataFrame) -> list[str]:
     if "at_scale" not in table.columns:
-        return ["*The claims table has no “at this scale” column: rerun the claims notebook.*"]
+        return ["*This claims table has no “at this scale” column (its claims engine predates it).*"]
     rows = table[table["verdict"] == NOT_COMPARABLE]
     holds = rows[rows["at_scale"] == HOLDS]["claim"].tolist()
     fails = rows[rows["at_scale"] == FAILS]["claim"].tolist()
