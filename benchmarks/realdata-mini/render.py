@@ -44,15 +44,22 @@ def link_tree(root: Path, cfg: dict, tokenizer: Path | None) -> None:
         task, rest = f.stem.split("_", 1)
         variant, seed = rest.rsplit("_seed", 1)
         pairs.append((f, art.finetune_file(task, variant, seed, "metrics.json")))
-        pairs.append((f.with_name(f"{f.stem}_curve.csv"), art.finetune_file(task, variant, seed, "curve.csv")))
+        pairs.append(
+            (f.with_name(f"{f.stem}_curve.csv"), art.finetune_file(task, variant, seed, "curve.csv"))
+        )
     for f in (HERE / "sparsity").glob("*_seed*.csv"):
         variant, seed = f.stem.rsplit("_seed", 1)
         pairs.append((f, art.sparsity_csv(variant, seed)))
     for corpus in cfg["convergence_corpora"]:
         pairs.append((HERE / "manifests" / f"{corpus}_manifest.json", art.manifest(corpus)))
         for split in ("train", "val"):
-            pairs.append((HERE / "manifests" / f"{corpus}_tokens_{split}.json", art.tokens(corpus, split, "json")))
-    pairs += [(HERE / "bench" / "results.csv", art.bench_csv("cpu")), (HERE / "bench" / "env.json", art.bench_env("cpu"))]
+            pairs.append(
+                (HERE / "manifests" / f"{corpus}_tokens_{split}.json", art.tokens(corpus, split, "json"))
+            )
+    pairs += [
+        (HERE / "bench" / "results.csv", art.bench_csv("cpu")),
+        (HERE / "bench" / "env.json", art.bench_env("cpu")),
+    ]
     if tokenizer:
         pairs.append((tokenizer.resolve(), art.tokenizer_json()))
     for src, dst in pairs:
@@ -63,7 +70,9 @@ def link_tree(root: Path, cfg: dict, tokenizer: Path | None) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--tokenizer", type=Path, help="tokenizer.json of this preset (rebuilt: see the docstring)")
+    p.add_argument(
+        "--tokenizer", type=Path, help="tokenizer.json of this preset (rebuilt: see the docstring)"
+    )
     args = p.parse_args()
     config_path = HERE / "config.resolved.json"
     cfg = json.loads(config_path.read_text())
@@ -72,19 +81,29 @@ def main() -> None:
         root = Path(tmp) / cfg["results_dir"]
         link_tree(root, cfg, args.tokenizer)
         art = Artifacts(root, cfg)
+        rendered: list[str] = []
         for nb in NOTEBOOKS:
             missing = art.missing(nb)
             if missing:
-                print(f"{nb}: skipped, not committed: {os.path.relpath(missing[0], root)} (+{len(missing) - 1})")
+                print(
+                    f"{nb}: skipped, not committed: {os.path.relpath(missing[0], root)} (+{len(missing) - 1})"
+                )
                 continue
             params = report_run.notebook_parameters(root, config_path)
-            report_run.execute(report_run.TEMPLATES / f"{nb}.ipynb", Path(tmp) / f"{nb}.ipynb", params, "python3")
+            report_run.execute(
+                report_run.TEMPLATES / f"{nb}.ipynb", Path(tmp) / f"{nb}.ipynb", params, "python3"
+            )
             report_run.fold_parameters(Path(tmp) / f"{nb}.ipynb")
-            report_run.render_html(Path(tmp) / f"{nb}.ipynb", out / f"{nb}.html")
+            report_run.render_html(Path(tmp) / f"{nb}.ipynb", Path(tmp) / f"{nb}.html")
+            rendered.append(nb)
+        # into this folder only after every kernel ran: a page written earlier would make the
+        # checkout dirty for the footers of the pages after it
+        for nb in rendered:
+            shutil.copy(Path(tmp) / f"{nb}.html", out / f"{nb}.html")
             print(f"{nb}: {out / f'{nb}.html'}")
-            if nb == "claims":
-                shutil.copy(art.claims_csv(), HERE / "claims.csv")
-                shutil.copy(out / "claims.html", HERE / "claims.html")
+        if "claims" in rendered:
+            shutil.copy(art.claims_csv(), HERE / "claims.csv")
+            shutil.copy(out / "claims.html", HERE / "claims.html")
         for fig in Path(art.figures_dir()).glob("*.png"):
             shutil.copy(fig, HERE / "figures" / fig.name)
 
