@@ -86,7 +86,7 @@ def test_every_tolerance_has_a_reason_and_cited_values_are_words():
     assert tol["why"].str.len().min() > 20
     cited = paper_notes.cited_table()
     assert len(cited) == len(PAPER) + len(CITED_GLUE)
-    assert not cited["value"].str.contains(r"[{}\[\]']").any()  # no Python dicts or lists
+    assert not cited["value"].str.contains(r"[{}\[\]]|'\w+': ").any()  # no Python dicts or lists
     words = cited[cited["key"] == "distilbert words"]["value"].item()
     assert words == "3,300,000,000 words"
     assert cited["key"].is_unique  # the two BERT-base MRPC rows are told apart
@@ -104,3 +104,30 @@ def test_table_headers_align_with_their_left_aligned_cells():
 
     html = show(pd.DataFrame({"a": ["x"]})).to_html()
     assert "th {\n  text-align: left;" in html
+
+
+# docs/claims.md "Setup choices" row -> PAPER["setup"] key it audits
+SETUP_ROWS = {
+    "tokens per step": "batch_size",
+    "sequence length": "seq_len",
+    "peak learning rate": "lr",
+    "schedule": "warmup_frac",
+    "epochs": "epochs",
+    "pretraining data": "train_docs",
+    "tokenizer": "tokenizer",
+    "hardware": "device",
+}
+
+
+def test_one_place_says_which_setup_values_are_the_papers():
+    assert set(paper_notes.SETUP_ORIGIN) == set(PAPER["setup"].value)
+    # the docs' audit agrees: "n/c" in the paper-text column exactly where the origin is not the paper
+    doc = (ROOT / "docs" / "claims.md").read_text().split("## Setup choices", 1)[1]
+    rows = {
+        ln.split("|")[1].strip(): ln.split("|")[2].strip() for ln in doc.splitlines() if ln.startswith("| ")
+    }
+    for row, key in SETUP_ROWS.items():
+        not_in_paper = paper_notes.SETUP_ORIGIN[key] != paper_notes.IN_PAPER
+        assert rows[row].startswith("n/c") == not_in_paper, row
+    assert paper_notes.setup_value("lr") == "0.0003 (authors' notebook)"
+    assert paper_notes.setup_value("epochs") == "15"

@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from ternarylm.report.paper import CITED_GLUE, METRIC_NAMES, PAPER, SANH, SEED_README, TASK_NAMES, TOLERANCE
+from ternarylm.report.paper import CITED_GLUE, METRIC_NAMES, SANH, SEED_README, TASK_NAMES, TOLERANCE
+from ternarylm.report.paper import PAPER as CITED
 
 # one line per TOLERANCE key: why that width (the long form is the comment in paper.py)
 TOLERANCE_REASONS: dict[str, str] = {
@@ -39,7 +40,7 @@ TOLERANCE_REASONS: dict[str, str] = {
     "the causal twin's",
 }
 
-# the unit a cited value is in (key of PAPER); absent: a plain number
+# the unit a cited value is in (key of paper.PAPER); absent: a plain number
 UNITS: dict[str, str] = {
     "memory_mb": "MB",
     "latency_ms": "ms/token",
@@ -51,6 +52,36 @@ UNITS: dict[str, str] = {
     "final_loss": "nats/token",
 }
 SOURCE_NAMES = {SEED_README: "authors' README", SANH: "Sanh et al. 2019"}
+
+# Where each value of PAPER["setup"] is stated: the one place that says which settings are the
+# paper's, which the authors' notebook's (TernaryLM-132M.ipynb @71bbcca) and which their README's.
+# The audit behind it is docs/claims.md, "Setup choices" (paper text "n/c" = not confirmed there);
+# T1 and the claims page take their labels from here, tests/test_report_pages.py checks the docs.
+IN_PAPER, IN_NOTEBOOK, IN_README = "paper", "authors' notebook", "authors' README"
+SETUP_ORIGIN: dict[str, str] = {
+    "params_m": IN_PAPER,
+    "d_model": IN_PAPER,
+    "n_layers": IN_PAPER,
+    "n_heads": IN_PAPER,
+    "vocab_size": IN_PAPER,
+    "corpus": IN_PAPER,
+    "train_docs": IN_PAPER,
+    "epochs": IN_PAPER,
+    "tokenizer": IN_PAPER,
+    "seq_len": IN_NOTEBOOK,  # training windows of 128 tokens (the README says 512)
+    "batch_size": IN_README,  # 64 (at 512 tokens); the notebook's batch is 32
+    "lr": IN_NOTEBOOK,  # peak 3e-4 (the README says 1e-3)
+    "warmup_frac": IN_NOTEBOOK,  # OneCycleLR pct_start 0.1
+    "val_docs": IN_NOTEBOOK,  # first 2,000 validation stories
+    "device": IN_README,  # dual T4 GPUs
+}
+
+
+def setup_value(key: str) -> str:
+    """A PAPER["setup"] value with where it is stated, unless that is the paper itself."""
+    v = number(CITED["setup"].value[key])
+    origin = SETUP_ORIGIN[key]
+    return v if origin == IN_PAPER else f"{v} ({origin})"
 
 
 def number(v: Any) -> str:
@@ -88,8 +119,10 @@ def cited_table() -> pd.DataFrame:
     model, task, metric and source, so two "BERT-base MRPC" rows cannot look alike)."""
     rows = [
         {"key": k.replace("_", " "), "value": cited_value(k, c.value), "source": c.source, "note": c.note}
-        for k, c in PAPER.items()
+        for k, c in CITED.items()
     ]
+    setup = next(r for r in rows if r["key"] == "setup")
+    setup["value"] = "; ".join(f"{k} {setup_value(k)}" for k in CITED["setup"].value)
     for r in CITED_GLUE:
         metric = METRIC_NAMES[r["metric"]] if r["metric"] else "metric not stated (F1/accuracy)"
         src = SOURCE_NAMES.get(r["source"], r["source"])
