@@ -306,3 +306,18 @@ def test_cpu_benchmark_plot_missing_csv_is_a_user_error(tmp_path):
     )
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("results.*"))
+
+
+def test_f1_paper_star_labels_do_not_touch():
+    fig, ax = fg.plt.subplots(figsize=(10, 4.6))
+    ax.plot([0, 15], [0, 5])
+    ax.set_xlim(0, 16.5)
+    fg._star_labels(ax, [4.70, 4.32, 4.61], 15)
+    fig.canvas.draw()
+    boxes = sorted((t.get_window_extent() for t in ax.texts), key=lambda b: b.y0)
+    assert [t.get_text() for t in sorted(ax.texts, key=lambda t: t.get_position()[1])] == [
+        "4.32",
+        "4.61",
+        "4.70",
+    ]
+    assert all(lower.y1 <= upper.y0 for lower, upper in zip(boxes, boxes[1:]))

@@ -227,7 +227,7 @@ def plot_convergence(
         b = seed_band(g, "epoch", "train_loss")
         band(ax, b["epoch"], b["mean"], b["std"], color=c, ls=ls, marker="o", label=f"{name}: epoch average")
     paper = finals.dropna(subset=["paper_final_loss"]).drop_duplicates("corpus")
-    for i, (_, r) in enumerate(paper.sort_values("paper_final_loss").iterrows()):
+    for _, r in paper.iterrows():
         run = r["corpus"] not in set(not_run)
         c = CORPUS_COLORS.get(r["corpus"], "grey")
         ax.plot(
@@ -241,14 +241,7 @@ def plot_convergence(
             label=f"paper final, {CORPUS_LABELS.get(r['corpus'], r['corpus'])}"
             + ("" if run else " (not run here)"),
         )
-        ax.annotate(
-            f"{r['paper_final_loss']:.2f}",
-            (paper_epochs, r["paper_final_loss"]),
-            xytext=(9 + 26 * (i % 2), 0),  # alternate sides: neighbouring stars' labels never touch
-            textcoords="offset points",
-            va="center",
-            fontsize=8,
-        )
+    _star_labels(ax, paper["paper_final_loss"].astype(float).tolist(), paper_epochs)
     ax.set(xlabel="epoch", ylabel=f"training {LOSS_LABEL}")
     ax.set_xlim(0, paper_epochs + 1.5)
     ax.set_title(
@@ -269,6 +262,18 @@ def plot_convergence(
         )
     fig.tight_layout()
     return fig
+
+
+def _star_labels(ax: Axes, values: Sequence[float], x: float) -> None:
+    """The paper's final losses written right of their stars, moved apart vertically where two are
+    close (4.61 / 4.70): each label at least 6 % of the axis height above the one below it."""
+    lo, hi = ax.get_ylim()
+    gap, last = 0.06 * (hi - lo), -math.inf
+    for v in sorted(values):
+        y = max(v, last + gap)
+        ax.annotate(f"{v:.2f}", (x, v), xytext=(x + 0.45, y), textcoords="data", va="center", fontsize=8)
+        last = y
+    ax.set_ylim(lo, max(hi, last + gap / 2))
 
 
 # --- F2: sparsity ---------------------------------------------------------------------------------------
