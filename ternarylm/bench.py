@@ -332,13 +332,20 @@ def run_bench(
     env = environment(device, settings["threads"])
     if env["loadavg_start"][0] > 2.5:
         log.warning("1-min load average %.2f: latencies will be inflated", env["loadavg_start"][0])
+    skipped: dict[str, str] = {}  # format -> why it was not measured, in words, for the report pages
+    gguf = [f for f in settings["formats"] if f.startswith("gguf")]
     try:
         import llama_cpp  # noqa: F401
 
         have_llama = device == "cpu"
+        if not have_llama:
+            skipped |= dict.fromkeys(gguf, f"llama-cpp-python runs GGUF on the CPU only, not on {device}")
     except ImportError:
         have_llama = False
         log.warning("llama-cpp-python not installed: skipping the gguf formats")
+        skipped |= dict.fromkeys(
+            gguf, 'not measured: llama-cpp-python is not installed (pip install -e ".[deploy]" adds it)'
+        )
 
     have_hf = have_transformers_bitnet()
     if not have_hf and "hf-bitnet" in settings["formats"]:
@@ -350,6 +357,7 @@ def run_bench(
             rows += _bench_model(Path(model_dir), settings, device, tokenizer, Path(tmp), have_llama, have_hf)
     env["loadavg_end"] = os.getloadavg()
     env["settings"] = settings
+    env["skipped_formats"] = skipped
     env["models"] = [str(d) for d in model_dirs]
     # the workers' thread count (this process never sets torch's)
     env["provenance"] = provenance(device=device, threads=settings["threads"])

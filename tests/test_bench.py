@@ -72,6 +72,24 @@ def test_bench_writes_csv_and_env(twins, tokenizer_path, tmp_path):
     assert roles[("ternary", "torch-fp32")] == roles[("ternary", "torch-nocache")] == "baseline"
 
 
+def test_bench_says_in_words_why_a_format_was_not_measured(twins, tokenizer_path, tmp_path, monkeypatch):
+    """The README's core install has no llama-cpp-python: its GGUF rows are recorded as skipped,
+    with the reason the efficiency page prints, and the packed CPU form still gives a ternary row."""
+    import json
+    import sys
+
+    from ternarylm.bench import bench_settings, run_bench
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # `import llama_cpp` now raises ImportError
+    bench = {"new_tokens": 2, "prompt_tokens": 2, "batch_sizes": [1], "threads": 1, "warmup": 0}
+    bench |= {"repeats": 3, "budget_s": 1e-9, "formats": ["torch-packed", "gguf-tq2_0"]}
+    out = tmp_path / "results.csv"
+    rows = run_bench([twins["ternary"]], out, bench_settings({"bench": bench}), "cpu", tokenizer_path)
+    assert [(r["format"], r["role"]) for r in rows] == [("torch-packed", "deployed")]
+    skipped = json.loads((tmp_path / "env.json").read_text())["skipped_formats"]
+    assert list(skipped) == ["gguf-tq2_0"] and "llama-cpp-python is not installed" in skipped["gguf-tq2_0"]
+
+
 def test_bench_roles_and_plan():
     from ternarylm.bench import FORMATS, plan, row_role
     from ternarylm.report.formats import ROLES

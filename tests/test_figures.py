@@ -211,6 +211,20 @@ def test_finetune_curves_show_scratch_paper_and_majority(shallow):
     )
     scratch = [ln for ln in mrpc.lines if ln.get_label() == tb.MODEL_NAMES[SCRATCH]]
     assert len(scratch) == 1 and scratch[0].get_linestyle() == "--"
+    # every legend sits right of its panel: none covers a line or a band
+    fig.canvas.draw()
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        assert legend.get_window_extent().x0 >= ax.get_window_extent().x1
+
+
+def test_saved_png_carries_its_caption(tmp_path):
+    fig, ax = fg.plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    fg.save(fig, tmp_path, "f", caption="*Figure X.* What it **shows**.")
+    (text,) = [t for t in fig.texts if t.get_gid() == "caption"]
+    assert text.get_text() == "Figure X. What it shows."  # Markdown marks dropped
+    assert (tmp_path / "f.png").stat().st_size > 0 and (tmp_path / "f.pdf").exists()
 
 
 # --- T6 ------------------------------------------------------------------------------------------------
@@ -292,3 +306,18 @@ def test_cpu_benchmark_plot_missing_csv_is_a_user_error(tmp_path):
     )
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("results.*"))
+
+
+def test_f1_paper_star_labels_do_not_touch():
+    fig, ax = fg.plt.subplots(figsize=(10, 4.6))
+    ax.plot([0, 15], [0, 5])
+    ax.set_xlim(0, 16.5)
+    fg._star_labels(ax, [4.70, 4.32, 4.61], 15)
+    fig.canvas.draw()
+    boxes = sorted((t.get_window_extent() for t in ax.texts), key=lambda b: b.y0)
+    assert [t.get_text() for t in sorted(ax.texts, key=lambda t: t.get_position()[1])] == [
+        "4.32",
+        "4.61",
+        "4.70",
+    ]
+    assert all(lower.y1 <= upper.y0 for lower, upper in zip(boxes, boxes[1:]))

@@ -249,12 +249,22 @@ def test_bitnet_on_fp32_model_is_a_user_error(twins, tokenizer_path, root, capsy
 
 
 def test_model_card_numbers_come_from_artifacts(exports, root):
+    summary = json.loads((exports["none"] / "export.json").read_text())
+    mine = json.loads((Path(summary["source"]) / "config.json").read_text())["seed"]
     evals = []
-    for seed, ppl in ((0, 10.0), (1, 12.0)):
-        p = root / f"seed{seed}.json"
+    for seed, ppl in ((mine, 10.0), (mine + 1, 12.0)):
+        p = root / f"eval_{seed}.json"
+        # the seed comes from the evaluated model's folder (the data), not from this file's name
+        model_dir = root / "models" / f"seed{seed}"
         p.write_text(
             json.dumps(
-                {"label_smoothing": 0.1, "val_ppl": ppl, "val_ppl_smoothed": ppl + 5, "loss_ratio": 1.01}
+                {
+                    "label_smoothing": 0.1,
+                    "val_ppl": ppl,
+                    "val_ppl_smoothed": ppl + 5,
+                    "loss_ratio": 1.01,
+                    "model_dir": str(model_dir),
+                }
             )
         )
         evals.append(p)
@@ -272,11 +282,12 @@ def test_model_card_numbers_come_from_artifacts(exports, root):
     card = model_card(exports["none"], evals=evals, finetunes=[ft], gguf="ternary.gguf")
     header = yaml.safe_load(card.split("---\n")[1])
     lm, cls = header["model-index"][0]["results"]
-    assert [m["value"] for m in lm["metrics"]] == [11.0, 16.0]
+    # the model-index gives this checkpoint's perplexity; the body the seed mean with n beside it
+    assert [m["value"] for m in lm["metrics"]] == [10.0, 15.0]
     assert [m["value"] for m in cls["metrics"]] == [81.5, 79.9] and cls["dataset"]["split"] == "test"
-    assert "11.00 ± 1.41 (n=2)" in card
-    summary = json.loads((exports["none"] / "export.json").read_text())
-    assert f"{summary['val_ppl_unpacked_no_act_quant']:.3f}" in card
+    assert f"over seeds {mine}, {mine + 1}" in card and "11.00 ± 1.41 (n=2)" in card
+    assert f"seed {mine}): validation perplexity, plain CE | **10.00**" in card
+    assert f"{summary['val_ppl_unpacked_no_act_quant']:.2f}" in card
     assert "ternary.gguf" in card and "unpacked" in card
 
 

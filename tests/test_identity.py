@@ -405,7 +405,7 @@ def test_owner_lock_and_record(tmp_path, monkeypatch):
 
 
 def test_a_second_checkout_is_refused_by_snakemake(tmp_path):
-    from conftest import copy_workflow, job_counts, snakemake
+    from helpers import copy_workflow, job_counts, snakemake
 
     results = tmp_path / "shared"  # owned by a finished run of another checkout (written by hand)
     results.mkdir()
@@ -423,7 +423,7 @@ def test_a_second_checkout_is_refused_by_snakemake(tmp_path):
 def test_a_local_pretrained_tokenizer_is_a_rule_input(tmp_path):
     import time
 
-    from conftest import copy_workflow, job_counts, snakemake
+    from helpers import copy_workflow, job_counts, snakemake
 
     wd = copy_workflow(tmp_path / "wd")
     vocab = _tokenizer(tmp_path / "vocab.json", 0, 150)

@@ -66,6 +66,20 @@ def notes_markdown(notes: list[str], title: str = "Notes") -> str:
     return f"**{title}**\n\n" + "\n".join(f"{i}. {n}" for i, n in enumerate(notes, 1))
 
 
+def spread(
+    df: pd.DataFrame, col: str = "ms_per_token_iqr", runs: str = "repeats", digits: int = 3
+) -> list[str]:
+    """``col`` (a spread over timed runs) as text, "— (1 run)" where a single run was timed: one
+    timing has no spread, and 0.000 would read as a perfectly precise measurement."""
+    n = df[runs] if runs in df.columns else pd.Series([None] * len(df), index=df.index)
+    return [
+        f"{MISSING} (1 run)" if k == 1 else _cell(v, digits)
+        for v, k in zip(df[col].tolist(), pd.to_numeric(n, errors="coerce").tolist())
+    ]
+
+
 def show(df: pd.DataFrame):  # -> pandas Styler (jinja2 is a dependency of nbconvert)
     """``df`` without its integer index, text left-aligned, for display in a notebook."""
-    return df.style.hide(axis="index").set_properties(**{"text-align": "left"})
+    # headers too: nbconvert's stylesheet right-aligns <th>, which then sits off its left-aligned column
+    left = [{"selector": "th", "props": [("text-align", "left")]}]
+    return df.style.hide(axis="index").set_properties(**{"text-align": "left"}).set_table_styles(left)

@@ -78,6 +78,7 @@ def device_kind(device: str) -> str:
 
 T6_COLUMNS = ["device", "device_kind", "threads", "column", "variant", "format", "batch"]
 T6_COLUMNS += ["weight_mb", "process_mb", "gpu_peak_mb", "inference_mb", "ms_per_token", "ms_per_token_iqr"]
+T6_COLUMNS += ["repeats"]  # timed runs behind the median: one run has no spread to show
 
 
 def t6_efficiency(art: Artifacts) -> pd.DataFrame:
@@ -105,7 +106,7 @@ def t6_efficiency(art: Artifacts) -> pd.DataFrame:
             rows.append(
                 base
                 | {c: r.get(c) for c in ("threads", "variant", "format", "batch", "weight_mb", "process_mb")}
-                | {c: r.get(c) for c in ("gpu_peak_mb", "ms_per_token", "ms_per_token_iqr")}
+                | {c: r.get(c) for c in ("gpu_peak_mb", "ms_per_token", "ms_per_token_iqr", "repeats")}
             )
     return pd.DataFrame(rows).reindex(columns=T6_COLUMNS)
 

@@ -36,6 +36,7 @@ from ternarylm.report.paper import (
     TASK_PAPER_KEY,
     VARIANT_NAMES,
 )
+from ternarylm.report.paper_notes import setup_value
 from ternarylm.report.sparsity_tables import (  # noqa: F401  (re-exported)
     gaussian_zero_pct,
     paper_layer_at_depth,
@@ -130,6 +131,11 @@ def t1_model_config(art: Artifacts) -> pd.DataFrame:
         "epochs": setup["epochs"],
         "corpus": setup["corpus"],
         "train documents": setup["train_docs"],
+        # settings the paper text does not state: labelled with where they are stated (paper_notes)
+        "sequence length": setup_value("seq_len"),
+        "batch (sequences)": setup_value("batch_size"),
+        "optimizer": f"lr {setup_value('lr')}",
+        "schedule": f"OneCycle, warm-up {setup_value('warmup_frac')}",
     }
     df = pd.DataFrame(cols)
     df["paper"] = [paper.get(k, "") for k in df.index]

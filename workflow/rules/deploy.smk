@@ -75,14 +75,16 @@ rule deploy_hf:
         val_windows=DEPLOY_VAL_WINDOWS,
         evals=lambda w, input: " ".join(input.evals),
         finetunes=lambda w, input: " ".join(input.get("finetunes", [])),
-        # the command line's --configfile options (config.yaml itself is always read)
+        # the command that remakes this folder, runnable as written from the repository root: the
+        # target before --configfile (which takes every word after it), and results_dir given
+        # explicitly (a --config override is not among the config files)
         command=" ".join(
-            ["snakemake"]
+            ["snakemake", "deploy", "--cores", "all"]
             + [
                 f"--configfile {os.path.relpath(f)}"
                 for f in workflow.overwrite_configfiles
             ]
-            + ["deploy"]
+            + [f"--config results_dir={RESULTS}"]
         ),
     shell:
         "OMP_NUM_THREADS={threads} ternarylm export --config {params.config} --format hf"
