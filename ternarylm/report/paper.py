@@ -116,6 +116,7 @@ VARIANT_NAMES = {"ternary": "Ternary", "fp32": "FP32"}
 
 REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
 NOT_COMPARABLE, NOT_RUN = "not comparable", "not run"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN)  # the order pages count them in
 
 # --- what the authors' own artifacts print, beside what the paper says -----------------------------
 # (values only, read from the notebook's saved cell outputs; no code is copied)

@@ -16,6 +16,10 @@ from ternarylm.report.paper import PAPER as CITED
 
 # one line per TOLERANCE key: why that width (the long form is the comment in paper.py)
 TOLERANCE_REASONS: dict[str, str] = {
+    "min_repeats": "timed runs each latency row needs: one timing has no spread, so parity and a 10 % gap "
+    "look alike",
+    "latency_iqr_frac": "largest interquartile range of ms/token, as a fraction of the latency tolerance: a "
+    "spread as wide as the band cannot tell parity from a gap",
     "ppl_rel": "perplexity within this fraction of the paper's: its seed spread is 0.3 %, the rest allows "
     "another tokenizer build and data cut",
     "metric_abs": "GLUE metric within this many points: MRPC dev has 408 pairs, a handful flipped moves it ~1",
@@ -74,6 +78,9 @@ SETUP_ORIGIN: dict[str, str] = {
     "warmup_frac": IN_NOTEBOOK,  # OneCycleLR pct_start 0.1
     "val_docs": IN_NOTEBOOK,  # first 2,000 validation stories
     "device": IN_README,  # dual T4 GPUs
+    "quantize": IN_PAPER,  # every linear layer of the blocks is ternary
+    "act_bits": IN_PAPER,  # 8-bit per-token activations
+    "label_smoothing": IN_PAPER,  # the objective: CE with label smoothing 0.1
 }
 
 
