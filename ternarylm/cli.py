@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ternarylm.config import resolve, validate_config
+from ternarylm.config import canonical, resolve, validate_config
 from ternarylm.gpus import pin_for_stage
 from ternarylm.io import EXTRAS, UserError, load_config, setup_logging
 
@@ -64,8 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser(stage).parse_args(argv)
         setup_logging(args.verbose)
         # config.yaml under the given config (as the Snakefile merges presets), then the same schema and
-        # cross-field checks: a stage run by hand with a partial config gets the pipeline's defaults
-        config = validate_config(resolve(load_config(args.config)), str(args.config))
+        # cross-field checks: a stage run by hand with a partial config gets the pipeline's defaults;
+        # keys sorted as in the Snakefile's run configs (the order of what stages record, e.g. config.json)
+        config = validate_config(canonical(resolve(load_config(args.config))), str(args.config))
         pin_for_stage(args.stage, args, config)  # before torch initialises CUDA: one free GPU per job
         importlib.import_module(STAGES[args.stage][0]).run(args, config)
     except ModuleNotFoundError as e:
