@@ -170,13 +170,21 @@ def load_pretrained(path: str | Path) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(spec))
 
 
-def fetch_pretrained(name: str) -> Path:
+def fetch_pretrained(name: str, config: dict[str, Any] | None = None) -> Path:
     """``tokenizer.pretrained`` as a local tokenizer.json: an existing path as is, otherwise a
-    Hugging Face hub id (e.g. bert-base-uncased, the paper's vocabulary) downloaded once."""
+    Hugging Face hub id (e.g. bert-base-uncased, the paper's vocabulary) downloaded once, or read
+    from ``hf_mirror``/<id>/tokenizer.json when the config names a mirror (ternarylm.hub)."""
     path = Path(name)
     # a path-like value that does not exist is a user's typo, not a hub id to try online
     if path.exists() or path.suffix == ".json" or name.startswith((".", "/", "~")):
         return path
+    from ternarylm import hub
+
+    if hub.mirror_dir(config or {}) is not None:
+        mirrored = Path(hub.source_of(name, config or {})) / "tokenizer.json"
+        if not mirrored.is_file():
+            raise UserError(f"tokenizer.pretrained={name!r}: hf_mirror has no {mirrored}")
+        return mirrored
     from huggingface_hub import hf_hub_download
 
     try:
@@ -184,7 +192,8 @@ def fetch_pretrained(name: str) -> Path:
     except Exception as e:  # offline, unknown repo or no tokenizer.json: one line, not a traceback
         raise UserError(
             f"tokenizer.pretrained={name!r}: not a local file, and the HF hub gave no tokenizer.json "
-            f"({type(e).__name__}); give a path to a tokenizer.json or set it to null to learn one"
+            f"({type(e).__name__}); give a path to a tokenizer.json, set hf_mirror, or set it to null "
+            "to learn one"
         ) from e
 
 
@@ -198,7 +207,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
 
     tcfg = config["tokenizer"]
     if tcfg.get("pretrained"):
-        tok = load_pretrained(fetch_pretrained(tcfg["pretrained"]))
+        tok = load_pretrained(fetch_pretrained(tcfg["pretrained"], config))
         log.info("using pretrained tokenizer %s", tcfg["pretrained"])
     else:
         tok = train_tokenizer(read_docs(args.train_text), int(tcfg["vocab_size"]), bool(tcfg["lowercase"]))

@@ -20,6 +20,7 @@ SEEDS = config["seeds"]
 # Every path under results/ is spelled once, in ternarylm.report.artifacts.Layout (the notebooks and
 # `ternarylm report` use the same class); the rules call its methods by these short names.
 LAYOUT = Layout(RESULTS)
+preflight_json = LAYOUT.preflight_json
 data = LAYOUT.data
 tokenizer_json = LAYOUT.tokenizer_json
 tokens = LAYOUT.tokens
