@@ -85,8 +85,9 @@ def hub_error(repo: str, name: str | None, revision: str | None, e: Exception) -
     where, msg = _where(repo, name, revision), str(e).splitlines()[0] if str(e) else type(e).__name__
     if SCRIPT_ERROR in str(e):
         return UserError(
-            f"{where}: the repo is a loading script, which datasets no longer runs ({msg}); point "
-            "ternarylm.hub at a parquet revision (refs/convert/parquet) or use data_source: local"
+            f"{where}: only a loading script there, which datasets no longer runs ({msg}); read its "
+            "parquet conversion (revision refs/convert/parquet; in hf_mirror, a copy of that revision) "
+            "or use data_source: local"
         )
     kind = type(e).__name__
     if isinstance(e, ConnectionError) or any(w in kind for w in ("Connect", "Network", "Timeout", "Offline")):
