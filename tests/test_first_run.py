@@ -84,6 +84,6 @@ def test_first_run_dry_run_on_cpu(tmp_path):
     bench = list(csv.DictReader(open(out / "bench" / "results.csv")))
     assert {r["role"] for r in bench} == {"deployed", "baseline"}
     assert {r["format"] for r in bench} == GPU_FORMATS
-    twin = json.loads((out / "work" / "bench_twins" / "ternary" / "config.json").read_text())["model"]
+    twin = json.loads((out / "work" / "paper_build" / "ternary" / "config.json").read_text())["model"]
     paper = yaml.safe_load((REPO / "config.yaml").read_text())["model"]
     assert {k: twin[k] for k in paper if k in twin} == {k: v for k, v in paper.items() if k in twin}
