@@ -106,7 +106,7 @@ def test_writingprompts_normalisation():
     assert normalize_writingprompt("Plain text stays.") == "Plain text stays."
 
 
-def test_glue_configs_load_from_the_glue_layout(mirror):
+def test_glue_configs_load_from_the_glue_layout(mirror, monkeypatch):
     cfg = _cfg(mirror)
     for task in ("mrpc", "sst2", "cola"):
         for split, n in (("train", "glue"), ("dev", "glue_dev")):
@@ -116,14 +116,11 @@ def test_glue_configs_load_from_the_glue_layout(mirror):
     # the hub's MRPC test labels are hidden: the labeled test is the local MSR file
     test = load_split("mrpc", "test", cfg)
     assert len(test) == 32 and isinstance(test[0], Example)
-    with pytest.raises(UserError, match=r"hidden labels"):
-        from ternarylm.glue import load_hf
+    from ternarylm.glue import load_hf
 
-        hub.GLUE_SPLITS["test"] = "test"
-        try:
-            load_hf("sst2", "test", cfg)
-        finally:
-            del hub.GLUE_SPLITS["test"]
+    monkeypatch.setitem(hub.GLUE_SPLITS, "test", "test")  # the hub's test split: labels -1
+    with pytest.raises(UserError, match=r"nyu-mll/glue/sst2 test has hidden labels"):
+        load_hf("sst2", "test", cfg)
 
 
 def test_bert_layout_tokenizer_from_the_mirror_is_renumbered(mirror):
