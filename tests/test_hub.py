@@ -158,3 +158,15 @@ def test_preflight_resolves_everything_or_names_every_failure(mirror, tmp_path, 
     assert len(final) == 1 and "roneneldan/TinyStories" in final[0] and "1 more above" in final[0]
     assert "FAIL corpus shakespeare" in err and "loading script" in err and "Traceback" not in err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_unreachable_hub_is_one_line_naming_the_repo(monkeypatch):
+    """No mirror and no network (offline mode stands in for it): one line per repo, no retries."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    cfg = {"data_source": "hf", "corpora": {}}
+    with pytest.raises(UserError, match=r"roneneldan/TinyStories: the HF hub cannot be reached .*hf_mirror"):
+        load_corpus("tinystories", "train", cfg)
+    with pytest.raises(UserError, match=r"nyu-mll/glue \(config cola\): the HF hub cannot be reached"):
+        load_split("cola", "train", cfg)
