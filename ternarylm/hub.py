@@ -124,29 +124,44 @@ def check_columns(ds: Any, repo: str, split: str, columns: tuple[str, ...]) -> N
         raise UserError(f"{repo} {split}: missing column(s) {missing} (has {ds.column_names})")
 
 
-def _hub_files(repo: str, revision: str | None) -> list[str]:
+def _hub_files(repo: str, revision: str | None, kind: str = "dataset") -> list[str]:
     """The repo's file names at ``revision``: one API call (no retries, 10 s timeout), so a missing
     id, revision or network fails in seconds (datasets' own lookups retry for ~30 s each)."""
     from huggingface_hub import HfApi
 
-    info = HfApi().dataset_info(repo, revision=revision, timeout=10)
+    api = HfApi()
+    info = (api.dataset_info if kind == "dataset" else api.model_info)(repo, revision=revision, timeout=10)
     return [s.rfilename for s in info.siblings or []]
+
+
+def locate(
+    repo: str, revision: str | None, config: dict[str, Any], kind: str = "dataset"
+) -> list[str] | None:
+    """Does ``repo`` exist (at ``revision``), with data rather than only a loading script? Cheap:
+    the mirror folder, or one hub API call; ``datasets`` is not imported. The hub's file list."""
+    if mirror_dir(config) is not None:
+        source_of(repo, config)
+        return None
+    try:
+        files = _hub_files(repo, revision, kind)
+        data = [f for f in files if f.endswith((".parquet", ".arrow", ".json", ".jsonl", ".csv", ".txt"))]
+        scripts = [f for f in files if f.endswith(".py")]
+        if kind == "dataset" and scripts and not data:
+            raise RuntimeError(f"{SCRIPT_ERROR}, but found {scripts[0]}")
+    except Exception as e:  # network, missing repo or revision, script-only repo: all user-fixable
+        raise hub_error(repo, None, revision, e) from e
+    return files
 
 
 def resolve(repo: str, name: str | None, revision: str | None, splits: list[str], config: dict[str, Any]):
     """Preflight: resolve ``repo`` (data files per split, no download) and return its split names."""
+    locate(repo, revision, config)
     src = source_of(repo, config)
     try:
-        if src == repo:
-            files = _hub_files(repo, revision)
-            data = [f for f in files if f.endswith((".parquet", ".arrow", ".json", ".jsonl", ".csv", ".txt"))]
-            scripts = [f for f in files if f.endswith(".py")]
-            if scripts and not data:
-                raise RuntimeError(f"{SCRIPT_ERROR}, but found {scripts[0]}")
         import datasets
 
         builder = datasets.load_dataset_builder(src, name, revision=revision if src == repo else None)
-    except Exception as e:  # network, missing repo, script-only repo: all user-fixable
+    except Exception as e:  # a layout datasets cannot read, a script-only mirror copy
         raise hub_error(repo, name, revision, e) from e
     have = sorted(map(str, builder.config.data_files or {}))
     missing = [s for s in splits if s not in have]

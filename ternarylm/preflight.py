@@ -71,15 +71,9 @@ def _check_tokenizer(config: dict[str, Any]) -> str:
     if not name:
         return "learned from the main corpus"
     name = str(name)
-    if hub.mirror_dir(config) is None and not Path(name).exists() and not name.endswith(".json"):
-        # one API call first: the download's own lookups retry for ~30 s when the hub is unreachable
-        try:
-            from huggingface_hub import HfApi
-
-            files = [s.rfilename for s in HfApi().model_info(name, timeout=10).siblings or []]
-        except Exception as e:
-            raise hub.hub_error(name, None, None, e) from e
-        if "tokenizer.json" not in files:
+    if not Path(name).exists() and not name.endswith(".json"):
+        files = hub.locate(name, None, config, kind="model")  # one API call: no ~30 s of retries
+        if files is not None and "tokenizer.json" not in files:
             raise UserError(f"tokenizer.pretrained={name!r}: the hub repo has no tokenizer.json")
     path = fetch_pretrained(name, config)
     return f"{name}: {load_pretrained(path).get_vocab_size()} entries ({path})"
@@ -96,16 +90,45 @@ def checks(config: dict[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
-def preflight(config: dict[str, Any]) -> dict[str, str]:
-    """Run every check; raise one UserError listing every failure (each a line of the log)."""
-    t0, report, failed = time.monotonic(), {}, []
-    for what, check in checks(config):
+def _located(config: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The cheap first pass (hf only): every repo exists, without importing ``datasets``."""
+    if config.get("data_source") != "hf":
+        return []
+
+    def found(repo: str, revision: str | None) -> str:
+        hub.locate(repo, revision, config)
+        return f"{repo} found"
+
+    out = [
+        (f"corpus {c}", lambda c=c: found(hub.CORPUS_REPOS[c][0], hub.CORPUS_REPOS[c][2]))
+        for c in corpora(config)
+        if c in hub.CORPUS_REPOS
+    ]
+    if (config.get("finetune") or {}).get("tasks"):
+        out.append(("GLUE", lambda: found(hub.GLUE_REPO, None)))
+    return out
+
+
+def _run(checks_: list[tuple[str, Any]]) -> tuple[dict[str, str], list[str]]:
+    report, failed = {}, []
+    for what, check in checks_:
         try:
             report[what] = check()
             log.info("ok   %s: %s", what, report[what])
         except UserError as e:
             log.error("FAIL %s: %s", what, e)
             failed.append(f"{what}: {e}")
+    return report, failed
+
+
+def preflight(config: dict[str, Any]) -> dict[str, str]:
+    """Run every check; raise one UserError naming the first failure (each one is a line of the log).
+    A repo that does not exist fails in the first, cheap pass, before the layout checks."""
+    t0 = time.monotonic()
+    _, failed = _run(_located(config))
+    report: dict[str, str] = {}
+    if not failed:
+        report, failed = _run(checks(config))
     if failed:
         more = f" (and {len(failed) - 1} more above)" if len(failed) > 1 else ""
         raise UserError(f"preflight failed after {time.monotonic() - t0:.1f} s: {failed[0]}{more}")
