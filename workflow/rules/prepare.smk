@@ -7,6 +7,8 @@ rule preflight:
         preflight_json(),
     log:
         log("preflight.log"),
+    benchmark:
+        rule_benchmark("preflight.tsv")
     conda:
         "../../envs/torch.yaml"
     threads: 1
