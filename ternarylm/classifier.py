@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ternarylm.glue import Example
 from ternarylm.io import UserError
-from ternarylm.trainkit import autocast_context
+from ternarylm.trainkit import autocast_context, to_device
 
 # --- metrics (percent) ---------------------------------------------------------------------
 
@@ -214,9 +214,9 @@ def evaluate(
     for ids in _batches(len(seqs), batch_size, order):
         rows = batch_size if bucket_max else None
         idx, lengths = pad_batch([seqs[i] for i in ids], pad, bucket_max, rows)
-        y = torch.tensor([labels[i] for i in ids], device=device)
+        idx, lengths, y = to_device(device, idx, lengths, torch.tensor([labels[i] for i in ids]))
         with autocast_context(device, precision):
-            logits = model(idx.to(device), lengths.to(device))[: len(ids)]
+            logits = model(idx, lengths)[: len(ids)]
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
         for i, p in zip(ids, logits.argmax(-1).tolist(), strict=True):
             preds[i] = p

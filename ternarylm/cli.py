@@ -19,6 +19,10 @@ from ternarylm.io import EXTRAS, UserError, load_config, setup_logging
 # stage -> (module, help)
 STAGES: dict[str, tuple[str, str]] = {
     "check-config": ("ternarylm.config", "validate config.yaml + --configfile presets as Snakemake would"),
+    "preflight": (
+        "ternarylm.preflight",
+        "resolve every dataset and the tokenizer the config reads, in seconds",
+    ),
     "prepare": (
         "ternarylm.data",
         "write a corpus' train/val text from HF, local files or the synthetic corpus",

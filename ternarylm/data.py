@@ -4,8 +4,11 @@ Output: ``{out_dir}/train.txt`` and ``val.txt`` (documents separated by a line `
 plus ``manifest.json`` (document counts, characters, sha256 of inputs and outputs).
 
 Sources (``data_source`` in the config):
-  hf         ``datasets.load_dataset``: roneneldan/TinyStories, euclaise/writingprompts,
-             karpathy/tiny_shakespeare (needs internet)
+  hf         ``datasets.load_dataset`` of the repos in ternarylm.hub (TinyStories, WritingPrompts,
+             Tiny Shakespeare's parquet conversion), from the hub or the ``hf_mirror`` folder.
+             Shakespeare's three hub splits are glued back into the one text and cut with
+             ``val_fraction`` at a newline, as the local file is; WritingPrompts is normalised
+             (:func:`normalize_writingprompt`)
   local      files under ``data_dir`` laid out as in docs/data.md "Local files":
              tinystories/{train,valid}.txt, writingprompts/{train,valid}.txt (stories separated by
              ``<|endoftext|>`` lines), shakespeare/input.txt (one text; the last ``val_fraction``
@@ -18,9 +21,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
+from ternarylm import hub
 from ternarylm.config import resolve
 from ternarylm.io import UserError, write_json, write_text
 from ternarylm.provenance import provenance
@@ -32,11 +37,6 @@ LOCAL_FILES = {
     "tinystories": {"train": "tinystories/train.txt", "val": "tinystories/valid.txt"},
     "writingprompts": {"train": "writingprompts/train.txt", "val": "writingprompts/valid.txt"},
     "shakespeare": {"train": "shakespeare/input.txt", "val": "shakespeare/input.txt"},
-}
-HF_IDS = {
-    "tinystories": ("roneneldan/TinyStories", None, {"train": "train", "val": "validation"}),
-    "writingprompts": ("euclaise/writingprompts", None, {"train": "train", "val": "validation"}),
-    "shakespeare": ("karpathy/tiny_shakespeare", None, {"train": "train", "val": "validation"}),
 }
 log = logging.getLogger("ternarylm.data")
 
@@ -116,18 +116,53 @@ def load_local(corpus: str, split: str, config: dict[str, Any]) -> tuple[list[st
     return _limit(docs, ccfg.get(f"max_{split}_docs")), [path]
 
 
-def load_hf(corpus: str, split: str, config: dict[str, Any]) -> list[str]:  # pragma: no cover - needs network
-    import datasets
+# WritingPrompts (Fan et al. 2018) is stored tokenised, Reddit-style: "[ WP ] You 've ..." with
+# "<newline>" for line breaks and PTB quotes. Undo that so the text reads like the other corpora
+# (and like what a WordPiece tokenizer expects): tags dropped, <newline> -> "\n", ``/'' -> ",
+# clitics and punctuation re-attached. Applied to prompt and story alike (docs/data.md).
+_WP_TAG = re.compile(r"^\s*(?:[\[(]\s*[A-Za-z]{2}\s*[\])]\s*)+")
+_WP_RULES = [
+    (re.compile(r"\s*<newline>\s*"), "\n"),
+    (re.compile(r"``\s*|\s*''"), '"'),
+    (re.compile(r" (n't|'s|'re|'ve|'ll|'d|'m)\b", re.IGNORECASE), r"\1"),
+    (re.compile(r" +([.,!?;:%)\]])"), r"\1"),
+    (re.compile(r"([(\[$]) +"), r"\1"),
+    (re.compile(r"[ \t]+"), " "),
+    (re.compile(r" ?\n ?"), "\n"),
+]
 
-    repo, name, splits = HF_IDS[corpus]
-    n = _corpus_cfg(config, corpus).get(f"max_{split}_docs")
-    hf_split = splits[split] + (f"[:{n}]" if n else "")
-    ds = datasets.load_dataset(repo, name, split=hf_split)
+
+def normalize_writingprompt(text: str) -> str:
+    text = _WP_TAG.sub("", text)
+    for pattern, repl in _WP_RULES:
+        text = pattern.sub(repl, text)
+    return text.strip()
+
+
+def load_hf(corpus: str, split: str, config: dict[str, Any]) -> list[str]:
+    """Documents from the HF hub (or ``hf_mirror``); every failure is one line naming the repo."""
+    repo, name, revision, splits, columns = hub.CORPUS_REPOS[corpus]
+    ccfg = _corpus_cfg(config, corpus)
+    if corpus == "shakespeare":  # one text: glue the hub's ordered 90/5/5 cut back together
+        text = ""
+        for hub_split in splits.values():
+            ds = hub.load_split(repo, name, revision, hub_split, config)
+            hub.check_columns(ds, repo, hub_split, columns)
+            text += "".join(ds["text"])
+        return _limit(
+            _shakespeare_split(text, split, float(ccfg.get("val_fraction", 0.1))),
+            ccfg.get(f"max_{split}_docs"),
+        )
+    n = ccfg.get(f"max_{split}_docs")
+    hub_split = splits[split] + (f"[:{n}]" if n else "")
+    ds = hub.load_split(repo, name, revision, hub_split, config)
+    hub.check_columns(ds, repo, hub_split, columns)
     if corpus == "writingprompts":
-        return [f"{r['prompt'].strip()}\n{r['story'].strip()}" for r in ds]
-    if corpus == "shakespeare":
-        text = "\n".join(ds["text"])
-        return [b.strip() for b in text.split("\n\n") if b.strip()]
+        docs = (
+            f"{normalize_writingprompt(p)}\n{normalize_writingprompt(s)}"
+            for p, s in zip(ds["prompt"], ds["story"])
+        )
+        return [d.strip() for d in docs if d.strip()]
     return [t.strip() for t in ds["text"] if t and t.strip()]
 
 

@@ -25,7 +25,8 @@ recorded in ``curve.csv``. Metrics are percentages (MCC x 100, as GLUE reports i
 majority-class baseline predicts the most frequent label of the training part on the same
 dev/test examples.
 
-bf16 autocast on CUDA (``precision``), fp32 on CPU; with a fixed seed and thread count a CPU run
+bf16 autocast on CUDA where the GPU has native bf16 (``precision: auto``; trainkit.resolve_precision), fp32
+on CPU and older GPUs; with a fixed seed and thread count a CPU run
 is deterministic. With ``--ckpt DIR`` the state after every epoch is saved there (checksummed,
 never non-finite, with a fingerprint of backbone, tokenizer, task, seed and settings; the CLI
 locks DIR) and a rerun resumes from it with the same result as an uninterrupted run. With
@@ -231,9 +232,10 @@ def _train_epoch(
     for ids in bucketed_batches([len(x) for x in train_x], ft["batch_size"], gen):
         rows = ft["batch_size"] if job.bucket_max else None
         idx, lengths = pad_batch([train_x[i] for i in ids], job.pad, job.bucket_max, rows)
-        y = torch.tensor([train_y[i] for i in ids], device=device)
+        y = torch.tensor([train_y[i] for i in ids])
+        idx, lengths, y = tk.to_device(device, idx, lengths, y)
         with tk.autocast_context(device, ft["precision"]):
-            logits = fwd(idx.to(device), lengths.to(device))[: len(ids)]
+            logits = fwd(idx, lengths)[: len(ids)]
         loss = F.cross_entropy(logits.float(), y, weight=fit.weight)
         fit.opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -5,7 +5,7 @@
 
 Sources (config ``data_source``):
 
-- ``hf``: ``datasets.load_dataset("nyu-mll/glue", task)``. GLUE hides the test labels (-1), so the
+- ``hf``: ``datasets.load_dataset("nyu-mll/glue", task)`` (or its copy in ``hf_mirror``, ternarylm.hub). GLUE hides the test labels (-1), so the
   MRPC ``test`` split is read from the local ``{data_dir}/mrpc/test_labeled.txt`` when it exists
   (and is reported as unavailable otherwise).
 - ``local``: files under ``data_dir`` (docs/data.md "Local files"):
@@ -51,7 +51,6 @@ MRPC_HEADER = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
 SST2_HEADER = ["text", "label"]  # GLUE's own files call the first column "sentence"; accept both
 SYNTHETIC_SIZES = {"train": 2000, "dev": 400, "test": 400}
 SYNTHETIC_SEEDS = {"train": 1001, "dev": 1002, "test": 1003}
-HF_SPLITS = {"train": "train", "dev": "validation"}
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ def load_split(task: str, split: str, config: dict[str, Any]) -> list[Example]:
     if source == "local" or (source == "hf" and split == "test"):
         return read_local(task, local_path(config, task, split))
     if source == "hf":
-        return load_hf(task, split)
+        return load_hf(task, split, config)
     raise UserError(f"unknown data_source {source!r}; choose hf, local or synthetic")
 
 
@@ -102,22 +101,18 @@ def load_synthetic(task: str, split: str) -> list[Example]:
     ]
 
 
-def load_hf(task: str, split: str) -> list[Example]:
-    """GLUE from the HF hub (needs internet or a populated HF cache)."""
-    try:
-        import datasets
+def load_hf(task: str, split: str, config: dict[str, Any] | None = None) -> list[Example]:
+    """GLUE from the HF hub or ``hf_mirror`` (ternarylm.hub); failures are one line naming the repo."""
+    from ternarylm import hub
 
-        ds = datasets.load_dataset("nyu-mll/glue", task, split=HF_SPLITS[split])
-    except Exception as e:  # network, cache, auth: all user-fixable
-        raise UserError(
-            f"cannot load nyu-mll/glue/{task} ({HF_SPLITS[split]}) from the HF hub: {e}; "
-            "offline, set data_source: local and data_dir to the local GLUE files"
-        ) from e
+    hub_split = hub.GLUE_SPLITS[split]
+    ds = hub.load_split(hub.GLUE_REPO, task, None, hub_split, config or {})
+    hub.check_columns(ds, f"{hub.GLUE_REPO}/{task}", hub_split, hub.GLUE_COLUMNS[task])
     out = []
     for row in ds:
         label = int(row["label"])
         if label < 0:
-            raise UserError(f"nyu-mll/glue/{task} {HF_SPLITS[split]} has hidden labels (-1)")
+            raise UserError(f"{hub.GLUE_REPO}/{task} {hub_split} has hidden labels (-1)")
         if task == "mrpc":
             out.append(Example(row["sentence1"], row["sentence2"], label))
         else:

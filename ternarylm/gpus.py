@@ -6,6 +6,11 @@ device (``fcntl.flock`` on LOCK_DIR/gpu<id>.lock, released by the kernel when th
 also on kill -9) and sets CUDA_VISIBLE_DEVICES to that device before torch initialises CUDA.
 A job that finds every device locked waits for one to be released (it logs once that it waits).
 Torch-free on purpose: it must run before torch touches CUDA.
+
+The lock folder is shared by every user of the machine (the GPUs are): it is created sticky and
+world-writable (0o1777, like /tmp) and each lock file readable by all (a shared lock needs only a
+read descriptor), so a second user's jobs lock the same files. A folder that cannot be used
+(another user's folder from before, a bad TERNARYLM_GPU_LOCK_DIR) is one line naming it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ternarylm.config import resolve
+from ternarylm.io import UserError
 
 log = logging.getLogger("ternarylm")
 
@@ -40,7 +46,10 @@ def default_lock_dir() -> Path:
 
 def device_count(env: Mapping[str, str] = os.environ) -> int:
     if env.get(COUNT_ENV):
-        return int(env[COUNT_ENV])
+        value = env[COUNT_ENV].strip()
+        if not value.isdigit():
+            raise UserError(f"{COUNT_ENV} must be a number of GPUs (0, 1, 2, ...), got {env[COUNT_ENV]!r}")
+        return int(value)
     if not shutil.which("nvidia-smi"):
         return 0
     try:
@@ -73,8 +82,27 @@ def bench_devices(devices: Sequence[str] | None, env: Mapping[str, str] = os.env
     return ["cpu", "cuda"] if device_pool(env) else ["cpu"]
 
 
+def _open_lock(path: Path) -> int:
+    """A read descriptor on ``path``, created world-readable if missing. Existing files are opened
+    without O_CREAT: in a sticky world-writable folder the kernel refuses O_CREAT on another user's
+    file (fs.protected_regular), although reading it is allowed."""
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        pass
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:  # another job created it between the two calls
+        return os.open(path, os.O_RDONLY)
+    os.fchmod(fd, 0o644)  # not narrowed by this user's umask
+    return fd
+
+
 def try_lock(path: Path) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = _open_lock(path)
+    except OSError as e:
+        raise _unusable(path.parent, e) from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -83,9 +111,30 @@ def try_lock(path: Path) -> int | None:
     return fd
 
 
+def _unusable(lock_dir: Path, e: OSError) -> UserError:
+    return UserError(
+        f"GPU lock folder {lock_dir} is not usable ({e.strerror or e}); set {LOCK_DIR_ENV} to a folder "
+        "every user of these GPUs can write (mode 1777), the same one for all of them"
+    )
+
+
+def make_lock_dir(lock_dir: Path) -> None:
+    """Create ``lock_dir`` sticky and world-writable (0o1777) so every user shares it."""
+    try:
+        if lock_dir.is_dir():
+            return
+        lock_dir.mkdir(parents=True)
+        os.chmod(lock_dir, 0o1777)  # mkdir's mode is narrowed by the umask
+    except FileExistsError:
+        if not lock_dir.is_dir():
+            raise _unusable(lock_dir, NotADirectoryError(20, "not a directory")) from None
+    except OSError as e:
+        raise _unusable(lock_dir, e) from e
+
+
 def claim(pool: Sequence[str], lock_dir: Path, poll_s: float = 0.5) -> str:
     """Lock the first free device of ``pool`` (waiting while all are taken) and return its id."""
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    make_lock_dir(lock_dir)
     waited = False
     while True:
         for dev in pool:

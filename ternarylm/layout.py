@@ -94,6 +94,10 @@ class Layout:
         return self.path("config", f"{digest}.json")
 
     # prepare / tokenizer / tokenize
+    def preflight_json(self) -> str:
+        """What `ternarylm preflight` resolved (every dataset + the tokenizer), before any data job."""
+        return self.path("preflight.json")
+
     def data(self, corpus: Part, file: Part) -> str:
         return self.path("data", corpus, file)
 

@@ -179,9 +179,10 @@ def local_pretrained(name: str | None) -> Path | None:
     return path if path.exists() or path.suffix == ".json" or name.startswith((".", "/", "~")) else None
 
 
-def fetch_pretrained(name: str) -> Path:
+def fetch_pretrained(name: str, config: dict[str, Any] | None = None) -> Path:
     """``tokenizer.pretrained`` as a local tokenizer.json: an existing path as is, otherwise a
-    Hugging Face hub id (e.g. bert-base-uncased, the paper's vocabulary) downloaded once.
+    Hugging Face hub id (e.g. bert-base-uncased, the paper's vocabulary) downloaded once, or read
+    from ``hf_mirror``/<id>/tokenizer.json when the config names a mirror (ternarylm.hub).
 
     A hub id is pinned by the first download: the tokenizer rule runs again only when the id (the
     rule's params) changes, and the log names the snapshot revision and sha256 it used. To follow an
@@ -189,6 +190,13 @@ def fetch_pretrained(name: str) -> Path:
     local = local_pretrained(name)
     if local is not None:
         return local
+    from ternarylm import hub
+
+    if hub.mirror_dir(config or {}) is not None:
+        mirrored = Path(hub.source_of(name, config or {})) / "tokenizer.json"
+        if not mirrored.is_file():
+            raise UserError(f"tokenizer.pretrained={name!r}: hf_mirror has no {mirrored}")
+        return mirrored
     from huggingface_hub import hf_hub_download
 
     try:
@@ -196,7 +204,8 @@ def fetch_pretrained(name: str) -> Path:
     except Exception as e:  # offline, unknown repo or no tokenizer.json: one line, not a traceback
         raise UserError(
             f"tokenizer.pretrained={name!r}: not a local file, and the HF hub gave no tokenizer.json "
-            f"({type(e).__name__}); give a path to a tokenizer.json or set it to null to learn one"
+            f"({type(e).__name__}); give a path to a tokenizer.json, set hf_mirror, or set it to null "
+            "to learn one"
         ) from e
 
 
@@ -212,7 +221,7 @@ def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
     if tcfg.get("pretrained"):
         from ternarylm.identity import sha256_file
 
-        path = fetch_pretrained(tcfg["pretrained"])
+        path = fetch_pretrained(tcfg["pretrained"], config)
         tok = load_pretrained(path)
         # a hub download lives in .../snapshots/<revision>/tokenizer.json
         revision = path.parent.name if path.parent.parent.name == "snapshots" else "local file"

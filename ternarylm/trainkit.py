@@ -39,11 +39,41 @@ def setup_device(name: str, threads: int | None) -> torch.device:
     return device
 
 
+# bf16 runs natively from compute capability 8.0 (Ampere); older cards (the authors' T4s: 7.5)
+# emulate it and Inductor falls back to slow kernels. There ``auto`` trains in fp32 (tf32 does not
+# exist there either): slower than fp16 would be, but fp16 needs loss scaling, a second numeric
+# path with its own checkpoint state that no run of this project has tested.
+NATIVE_BF16_CAPABILITY = (8, 0)
+
+
+def resolve_precision(device: torch.device, precision: str = "auto") -> str:
+    """``bf16`` or ``fp32``: what ``precision`` means on ``device`` (``auto``: bf16 where native)."""
+    if precision != "auto":
+        return precision
+    if device.type != "cuda":
+        return "fp32"
+    capability = tuple(torch.cuda.get_device_capability(device))
+    if capability >= NATIVE_BF16_CAPABILITY:
+        return "bf16"
+    log.info("precision auto: fp32 on this GPU (compute capability %d.%d has no native bf16)", *capability)
+    return "fp32"
+
+
 def autocast_context(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA for ``auto``; ``bf16`` forces it (CPU too); ``fp32`` disables it."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+    """bf16 autocast where :func:`resolve_precision` says so (``bf16`` forces it, CPU too)."""
+    if resolve_precision(device, precision) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def to_device(device: torch.device, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Host batch tensors on ``device``. On CUDA they are pinned and copied ``non_blocking``: a copy
+    from pageable memory blocks the host until the GPU has drained its queue, once per tensor and
+    step. (Pinned blocks come from torch's caching host allocator, which keeps them until the copy
+    has run, so the temporaries may be dropped at once.)"""
+    if device.type != "cuda":
+        return tuple(tensors)
+    return tuple(t.pin_memory().to(device, non_blocking=True) for t in tensors)
 
 
 def make_optimizer(model: nn.Module, cfg: dict[str, Any], device: torch.device) -> torch.optim.AdamW:

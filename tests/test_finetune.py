@@ -210,23 +210,24 @@ def test_loader_errors_name_the_file(tmp_path):
 
 
 def test_hf_source_uses_glue_fields_and_local_labeled_mrpc_test(monkeypatch, tmp_path):
+    """GLUE from a folder laid out like nyu-mll/glue (tests/test_hub.py has the other hub layouts)."""
     import datasets
 
+    from ternarylm import hubfixtures
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    mirror = hubfixtures.write_mirror(tmp_path / "hub")
     calls = []
+    real = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
+    cfg = {"data_source": "hf", "data_dir": str(tmp_path), "hf_mirror": str(mirror)}
+    dev = load_split("mrpc", "dev", cfg)
+    import pyarrow.parquet as pq
 
-    def fake_load_dataset(name, task, split):
-        calls.append((name, task, split))
-        if task == "mrpc":
-            return [{"sentence1": "a b.", "sentence2": "b a.", "label": 1, "idx": 0}]
-        return [{"sentence": "good film", "label": 0 if split == "train" else -1, "idx": 0}]
-
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    cfg = {"data_source": "hf", "data_dir": str(tmp_path)}
-    assert load_split("mrpc", "dev", cfg) == [Example("a b.", "b a.", 1)]
-    assert load_split("sst2", "train", cfg) == [Example("good film", None, 0)]
-    assert calls == [("nyu-mll/glue", "mrpc", "validation"), ("nyu-mll/glue", "sst2", "train")]
-    with pytest.raises(UserError, match="hidden labels"):
-        load_split("sst2", "dev", cfg)
+    first = pq.read_table(next((mirror / "nyu-mll" / "glue" / "mrpc").glob("validation-*"))).to_pylist()[0]
+    assert dev[0] == Example(first["sentence1"], first["sentence2"], first["label"])
+    assert load_split("sst2", "train", cfg)[0].text_b is None
+    assert calls == [("mrpc",), ("sst2",)]
     # GLUE's MRPC test labels are hidden: the labeled test split is the local MSR file
     with pytest.raises(UserError, match=r"mrpc/test_labeled\.txt"):
         load_split("mrpc", "test", cfg)
@@ -236,7 +237,7 @@ def test_hf_source_uses_glue_fields_and_local_labeled_mrpc_test(monkeypatch, tmp
         encoding="utf-8",
     )
     assert load_split("mrpc", "test", cfg) == [Example('He said "hi".', "She left.", 0)]
-    assert len(calls) == 3  # the test split never touches the hub
+    assert len(calls) == 2  # the test split never touches the hub
 
 
 def test_synthetic_source_maps_mrpc_to_paraphrase_pairs():

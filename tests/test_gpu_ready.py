@@ -212,3 +212,35 @@ def test_compiled_training_and_eval_do_not_recompile(monkeypatch):
     fmodel.train()
     assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize(
+    "capability, expected", [((7, 5), "fp32"), ((7, 0), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")]
+)
+def test_precision_auto_is_bf16_only_where_the_gpu_has_it_natively(monkeypatch, capability, expected):
+    """issue 21 item 7: a T4 (7.5) trains in fp32, not in emulated bf16; stand-in device capability."""
+    from ternarylm import trainkit as tk
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    cuda = torch.device("cuda")
+    assert tk.resolve_precision(cuda, "auto") == expected
+    assert tk.resolve_precision(torch.device("cpu"), "auto") == "fp32"
+    assert tk.resolve_precision(cuda, "bf16") == "bf16" and tk.resolve_precision(cuda, "fp32") == "fp32"
+    ctx = tk.autocast_context(torch.device("cpu"), "auto")
+    assert not isinstance(ctx, torch.autocast)  # CPU auto: plain fp32
+
+
+def test_batches_reach_a_gpu_pinned_and_non_blocking(monkeypatch):
+    """issue 21 item 7: no blocking pageable host->device copy per step (recorded with stand-ins)."""
+    from ternarylm import trainkit as tk
+
+    calls = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda t: calls.append("pin") or t)
+    monkeypatch.setattr(
+        torch.Tensor, "to", lambda t, dev, non_blocking=False: calls.append(non_blocking) or t
+    )
+    a, b = torch.zeros(2), torch.ones(3)
+    assert tk.to_device(torch.device("cuda"), a, b) == (a, b)
+    assert calls == ["pin", True, "pin", True]
+    calls.clear()
+    assert tk.to_device(torch.device("cpu"), a, b) == (a, b) and calls == []  # CPU: nothing to copy

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -13,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ternarylm import gpus
+from ternarylm.io import UserError
 
 FORK = mp.get_context("fork")  # fcntl locks are Linux/macOS only, and fork keeps the test fast
 
@@ -122,3 +127,74 @@ def test_default_profile_allows_as_many_gpu_jobs_as_visible_gpus(tmp_path):
     for count in ("2", "0"):
         r = snakemake(wd, "--cores", "1", *target, "--forceall", env={gpus.COUNT_ENV: count}, check=True)
         assert f'Resource("gpu", {count})' in r.stdout + r.stderr
+
+
+def test_bad_gpu_count_or_lock_folder_is_one_line(tmp_path, capfd):
+    """issue 22: TERNARYLM_GPU_COUNT=abc and an unusable TERNARYLM_GPU_LOCK_DIR were tracebacks."""
+    with pytest.raises(UserError, match=r"TERNARYLM_GPU_COUNT must be a number of GPUs .*'abc'"):
+        gpus.device_count({gpus.COUNT_ENV: "abc"})
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match=r"GPU lock folder .*a-file.* is not usable"):
+        gpus.claim(["0"], blocker)
+    cfg = tmp_path / "c.json"
+    cfg.write_text("{}")
+    argv = ["evaluate", "--config", str(cfg), "--model", "m", "--train", "t", "--val", "v", "--out", "o"]
+    for env in ({gpus.COUNT_ENV: "abc"}, {gpus.COUNT_ENV: "1", gpus.LOCK_DIR_ENV: str(blocker / "x")}):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ternarylm", *argv],
+            env={**os.environ, **env},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert next(iter(env)) in lines[0] or "lock folder" in lines[0]
+
+
+def test_lock_folder_is_shared_by_every_user(tmp_path):
+    """Created 1777 with world-readable lock files whatever the umask; another user locks them too."""
+    lock_dir = tmp_path / "locks"
+    old = os.umask(0o077)
+    try:
+        fd = gpus.try_lock(lock_dir / "gpu0.lock") if gpus.make_lock_dir(lock_dir) is None else None
+    finally:
+        os.umask(old)
+    assert fd is not None
+    assert (lock_dir.stat().st_mode & 0o7777, (lock_dir / "gpu0.lock").stat().st_mode & 0o777) == (
+        0o1777,
+        0o644,
+    )
+    os.close(fd)
+    if os.geteuid() != 0:
+        pytest.skip("the second-user half needs root (to become another user)")
+    # where another user can reach it (pytest's own folders are 0o700)
+    shared = Path(tempfile.mkdtemp(prefix="ternarylm-locks-"))
+    os.chmod(shared, 0o755)
+    lock_dir = shared / "locks"
+    gpus.make_lock_dir(lock_dir)
+    os.close(gpus.try_lock(lock_dir / "gpu0.lock"))  # root's file, as the first user's job leaves it
+    private = shared / "private"  # a folder made by the old code: 0o755, owned by root
+    private.mkdir(mode=0o755)
+    queue = FORK.Queue()
+
+    def as_nobody() -> None:
+        os.setgid(65534)
+        os.setuid(65534)
+        out = []
+        for d, dev in ((lock_dir, "0"), (lock_dir, "1"), (private, "0")):
+            try:
+                out.append(gpus.claim([dev], d))
+            except UserError as e:
+                out.append(str(e))
+        queue.put(out)
+
+    p = FORK.Process(target=as_nobody)
+    p.start()
+    got = queue.get(timeout=60)
+    p.join(timeout=30)
+    assert got[:2] == ["0", "1"]  # root's lock file, and a new one, both locked by user nobody
+    assert "not usable (Permission denied)" in got[2] and gpus.LOCK_DIR_ENV in got[2]
+    shutil.rmtree(shared)

@@ -29,6 +29,7 @@ config["bench"]["devices"] = bench_devices(config["bench"].get("devices"))
 # methods by these short names.
 PLAN = Plan(RESULTS, config)
 LAYOUT = PLAN
+preflight_json = LAYOUT.preflight_json
 data = LAYOUT.data
 tokenizer_json = LAYOUT.tokenizer_json
 tokens = LAYOUT.tokens
