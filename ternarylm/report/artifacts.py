@@ -91,6 +91,10 @@ class Layout:
     def metrics_csv(self, corpus: Part, variant: Part, seed: Part) -> str:
         return self.model_file(corpus, variant, seed, "metrics.csv")
 
+    def trajectory_csv(self, corpus: Part, variant: Part, seed: Part) -> str:
+        """Zero fraction, alpha and weight shape per layer and module at each eval step (trajectory.py)."""
+        return self.model_file(corpus, variant, seed, "trajectory.csv")
+
     def ckpt_dir(self, corpus: Part, variant: Part, seed: Part) -> str:
         # outside the rule's outputs: Snakemake deletes outputs of a failed job, never this
         return self.path("ckpt", "pretrain", corpus, variant, f"seed{seed}")
