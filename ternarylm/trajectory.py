@@ -4,7 +4,7 @@ At every eval step pretraining calls :func:`trajectory_rows` and keeps the rows 
 metrics (``trajectory.csv``, columns :data:`FIELDS`). Besides the zero fraction and the absmean
 scale alpha it records the shape of the latent weight distribution: under absmean rounding a
 weight is zero when ``|w| < alpha / 2``, and for a Gaussian that is 31.01 % of the weights
-(``alpha = sqrt(2/pi) sigma``), so zeros can only rise above 31 % if the distribution grows
+(``alpha = sqrt(2/pi) sigma``; ``report.paper.GAUSS_ZERO_FRAC``), so zeros can only rise above 31 % if the distribution grows
 heavier tails and a sharper peak — a lower ``mean|w| / std`` and a positive excess kurtosis.
 
 Read-only and random-free (no RNG draw, no parameter touched), so recording it leaves training
@@ -14,7 +14,6 @@ absmean rounding would give them, a control for the ternary twin's numbers.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,8 +26,6 @@ from ternarylm.report.formats import TRAJECTORY_FIELDS
 
 FIELDS = TRAJECTORY_FIELDS
 ALL = "all"
-# zero fraction of absmean rounding on Gaussian weights: P(|z| < sqrt(2/pi) / 2)
-GAUSSIAN_ZEROS = math.erf(math.sqrt(2 / math.pi) / 2 / math.sqrt(2))
 
 
 def projections(model: nn.Module) -> Iterator[tuple[int, str, nn.Linear]]:
