@@ -159,15 +159,9 @@ def test_run_is_read_and_drawn(tmp_path):
     assert len(curves) == 9 * 3
     last = curves[(curves["variant"] == "fp32") & (curves["seed"] == 0)].iloc[-1]
     assert math.isclose(last["ratio_plain"], 1.8) and math.isclose(last["ratio"], (3.6 + 0.4) / 2.4)
-    M.main(["--config", str(_config_file(tmp_path, cfg)), "--results", str(tmp_path)])
+    M.write_all(art)
     out = pd.read_csv(tmp_path / "mechanisms.csv")
     assert list(out.columns) == M.FIELDS and len(out) == 4
     assert (tmp_path / "figures" / "f2_sparsity_trajectory.png").stat().st_size > 10_000
     assert (tmp_path / "figures" / "f3_ratio_curves.png").exists()
     assert len(pd.read_csv(tmp_path / "tables" / "mech_ratio_curves.csv")) == 27
-
-
-def _config_file(tmp_path, cfg):
-    path = tmp_path / "config.resolved.json"
-    path.write_text(json.dumps({**cfg, "results_dir": str(tmp_path)}))
-    return path

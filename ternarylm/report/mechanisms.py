@@ -22,13 +22,14 @@ way, and a mean above SEED_K standard deviations of the per-seed differences *an
 minimum (so a noise-free but negligible difference does not count). The ratio is the label-
 smoothed one (the paper's objective, as claims.py), with the plain-CE ratio shown beside it.
 
-``python -m ternarylm.report.mechanisms --config RESULTS/config.resolved.json`` writes
+``ternarylm mechanisms --config RESULTS/config.resolved.json`` (rule ``mechanisms``) writes
 ``mechanisms.csv``, ``tables/mech_ratio_curves.csv`` and the figures (figures_mech.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ OVERFIT_RATIO = 1.3
 MIN_RATIO_GAP = 0.05
 # smallest zero-fraction difference that counts (percentage points): the paper's effect is 31 -> 60 %
 MIN_PP = 1.0
+log = logging.getLogger("ternarylm.mechanisms")
 FIELDS = ["id", "mechanism", "scale", "measured", "rule", "verdict", "reason"]
 
 
@@ -288,23 +290,23 @@ def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     return Path(path)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, type=Path, help="the run's config.resolved.json")
-    p.add_argument("--results", type=Path, help="results folder (default: the config's results_dir)")
-    args = p.parse_args(argv)
+def write_all(art: Artifacts) -> list[dict[str, Any]]:
+    """mechanisms.csv, tables/mech_ratio_curves.csv and the figures of ``art``'s run; returns the rows."""
     from ternarylm.report import figures_mech  # matplotlib only when drawing
 
-    art = Artifacts.from_config_file(args.config, args.results)
     rows = mechanism_rows(load_evidence(art))
-    out = write_rows(rows, art.path("mechanisms.csv"))
+    write_rows(rows, art.path("mechanisms.csv"))
     curves = ratio_curves(art)
     write_csv(art.table("mech_ratio_curves"), curves.to_dict("records"), list(curves.columns))
     figures_mech.draw_all(art, curves, load_trajectories(art))
-    for r in rows:
-        print(f"({r['id']}) {r['verdict']}: {r['measured']} | {r['reason']}")
-    print(f"wrote {out}")
+    return rows
 
 
-if __name__ == "__main__":
-    main()
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", type=Path, help="results folder (default: the config's results_dir)")
+
+
+def run(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    art = Artifacts(args.results or config["results_dir"], config)
+    for r in write_all(art):
+        log.info("(%s) %s: %s | %s", r["id"], r["verdict"], r["measured"], r["reason"])
