@@ -39,7 +39,7 @@ def plot_trajectory(traj: pd.DataFrame) -> Figure:
         ax.set_title(f"{LABELS.get(v, v)}: {what}\nmean ± std over {n_seeds} seed(s)")
         ax.set(xlabel="training step", ylabel="zero weights (%)")
         ax.legend(fontsize=8, ncol=2)
-    fig.suptitle("F2 trajectory: zero fraction per layer during pretraining")
+    fig.suptitle("F2 trajectory: zero fraction per layer during pretraining", y=1.06)
     return fig
 
 
