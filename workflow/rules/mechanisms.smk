@@ -22,8 +22,14 @@ rule mechanisms:
         ],
     log:
         log("report", "mechanisms.log"),
+    benchmark:
+        rule_benchmark("report", "mechanisms.tsv")
     conda:
         "../../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
     params:
         config=CONFIG_FILE,
         model=config["model"],
