@@ -100,6 +100,11 @@ def _row(key: str, mechanism: str, ev: Evidence, measured: str, rule: str, verdi
     return dict(zip(FIELDS, (key, mechanism, ev.scale, measured, rule, verdict, reason), strict=True))
 
 
+def _what(verdict: str, what: str, reason: str) -> str:
+    """``what`` the per-seed numbers are, before them (a not-comparable reason has none)."""
+    return what + reason if verdict in (HOLDS, FAILS) else reason
+
+
 def _ratio_stat(ev: Evidence, variant: str, col: str = "ratio") -> Stat:
     return Stat.of(ev.ratios.loc[ev.ratios["variant"] == variant, col])
 
@@ -123,7 +128,7 @@ def regularization_row(ev: Evidence) -> dict[str, Any]:
         reason = f"FP32 ratio below {OVERFIT_RATIO} on {', '.join(below)}: no overfitting to prevent"
         return _row("a", mech, ev, measured, rule, NOT_TESTED, reason)
     verdict, reason = margin_verdict(diffs, MIN_RATIO_GAP)
-    return _row("a", mech, ev, measured, rule, verdict, f"FP32 - ternary ratio {reason}")
+    return _row("a", mech, ev, measured, rule, verdict, _what(verdict, "FP32 - ternary ratio ", reason))
 
 
 def noncausal_row(ev: Evidence) -> dict[str, Any]:
@@ -167,7 +172,7 @@ def zeros_rise_row(ev: Evidence) -> dict[str, Any]:
     measured = f"zeros {Stat.of(i0).fmt(2, ' %')} at step 0 (Gaussian {100 * GAUSS_ZERO_FRAC:.2f} %)"
     measured += f" -> {Stat.of(i1).fmt(2, ' %')} at the end; FP32 weights (control) {_fp32_change(ev)}"
     verdict, reason = margin_verdict({int(s): float(i1[s] - i0[s]) for s in i0.index}, MIN_PP, 2)
-    return _row("c1", mech, ev, measured, rule, verdict, f"change in pp: {reason}")
+    return _row("c1", mech, ev, measured, rule, verdict, _what(verdict, "change in pp: ", reason))
 
 
 def _fp32_change(ev: Evidence) -> str:
@@ -194,7 +199,7 @@ def middle_row(ev: Evidence) -> dict[str, Any]:
     measured = f"final zeros: middle L2-L{ev.n_layers - 1} {Stat.of(mid).fmt(2, ' %')}, "
     measured += f"boundary L1/L{ev.n_layers} {Stat.of(bnd).fmt(2, ' %')}"
     verdict, reason = margin_verdict({int(s): float(mid[s] - bnd[s]) for s in mid.index}, MIN_PP, 2)
-    return _row("c2", mech, ev, measured, rule, verdict, f"middle - boundary in pp: {reason}")
+    return _row("c2", mech, ev, measured, rule, verdict, _what(verdict, "middle - boundary in pp: ", reason))
 
 
 def mechanism_rows(ev: Evidence) -> list[dict[str, Any]]:
