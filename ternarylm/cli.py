@@ -37,6 +37,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "export": ("ternarylm.export", "export a twin to GGUF (llama.cpp) or packed safetensors"),
     "generate": ("ternarylm.generate", "generate text with the torch or llama.cpp backend"),
     "report": ("ternarylm.report.run", "execute a papermill notebook and render it to HTML"),
+    "mechanisms": ("ternarylm.report.mechanisms", "mechanism rows at our scale, with their figures"),
 }
 
 

@@ -41,6 +41,22 @@ SPARSITY_FIELDS = [
     "n_weights",
 ]
 
+# models/{corpus}/{variant}/seed{s}/trajectory.csv, written by ternarylm.trajectory during pretraining:
+# one row per (eval step, layer, module), plus a size-weighted module=all row per layer
+TRAJECTORY_FIELDS = [
+    "step",
+    "epoch",
+    "layer",
+    "layer_index",
+    "module",
+    "quantized",  # False: the fp32 twin's weights, counted as absmean rounding would (a control)
+    "frac_zero",
+    "alpha",
+    "absmean_over_std",  # sqrt(2/pi) = 0.798 for a Gaussian
+    "excess_kurtosis",  # 0 for a Gaussian
+    "n_weights",
+]
+
 # bench/{device}/results.csv, written by ternarylm.bench: a row is the form a model ships as
 # (deployed) or a reference point (baseline); only deployed rows may decide a claim
 ROLE_COLUMN = "role"
@@ -120,6 +136,10 @@ class Layout:
 
     def metrics_csv(self, corpus: Part, variant: Part, seed: Part) -> str:
         return self.model_file(corpus, variant, seed, "metrics.csv")
+
+    def trajectory_csv(self, corpus: Part, variant: Part, seed: Part) -> str:
+        """Zero fraction, alpha and weight shape per layer and module at each eval step (trajectory.py)."""
+        return self.model_file(corpus, variant, seed, "trajectory.csv")
 
     def ckpt_dir(self, corpus: Part, variant: Part, seed: Part) -> str:
         # outside the rule's outputs: Snakemake deletes outputs of a failed job, never this

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ternarylm import identity
+from ternarylm import identity, trajectory
 from ternarylm.checkpoint import Checkpoint, is_finite, restore_rng, rng_state
 from ternarylm.config import resolve
 from ternarylm.encode import load_tokens
@@ -54,7 +54,10 @@ from ternarylm.trainkit import (
 )
 
 log = logging.getLogger("ternarylm.train")
+# train_eval_*: the first eval_batches of the train split in eval mode, the same measure as val_* (the
+# running train_loss is in train mode, with dropout), so their ratio is an overfitting curve
 METRIC_FIELDS = ["step", "epoch", "tokens", "train_loss", "val_loss", "val_ce", "lr", "tokens_per_s"]
+METRIC_FIELDS += ["train_eval_loss", "train_eval_ce"]
 
 
 def make_scheduler(opt: torch.optim.Optimizer, tcfg: dict[str, Any], total_steps: int):
@@ -203,6 +206,7 @@ class Run:
     device: torch.device
     step: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    traj: list[dict[str, Any]] = field(default_factory=list)  # trajectory.py rows, step 0 and each eval
     loss_sum: torch.Tensor | None = None  # on device: summed without a host sync per step
     loss_n: int = 0
 
@@ -255,6 +259,7 @@ def _resume(run: Run, ckpt: Checkpoint, fp: str, total: int) -> None:
     run.sched.load_state_dict(state["scheduler"])
     restore_rng(state["rng"], run.device)
     run.step, run.rows = state["step"], state["metrics"]
+    run.traj = state.get("trajectory", [])
     run.loss_sum, run.loss_n = state["loss_sum"].to(run.device), state["loss_n"]
     log.info("resumed from %s at step %d/%d", ckpt.path, run.step, total)
 
@@ -268,6 +273,7 @@ def _save(run: Run, ckpt: Checkpoint, fp: str) -> None:
         "scheduler": run.sched.state_dict(),
         "rng": rng_state(run.device),
         "metrics": run.rows,
+        "trajectory": run.traj,
         "loss_sum": run.loss_sum.cpu(),
         "loss_n": run.loss_n,
     }
@@ -278,10 +284,9 @@ def _save(run: Run, ckpt: Checkpoint, fp: str) -> None:
 
 def _eval_row(job: PretrainJob, plan: Plan, run: Run, fmodel, ctx, train_loss: float, tps: float):
     tcfg = job.tcfg
-    val_ce, val_sm = evaluate_loss(
-        fmodel, plan.val_w, plan.batch_size, tcfg.get("eval_batches"), ctx, run.device,
-        float(tcfg["label_smoothing"]),
-    )  # fmt: skip
+    ls, n = float(tcfg["label_smoothing"]), tcfg.get("eval_batches")
+    val_ce, val_sm = evaluate_loss(fmodel, plan.val_w, plan.batch_size, n, ctx, run.device, ls)
+    train_ce, train_sm = evaluate_loss(fmodel, plan.train_w, plan.batch_size, n, ctx, run.device, ls)
     log.info("eval step %d: train %.4f val %.4f (plain CE %.4f)", run.step, train_loss, val_sm, val_ce)
     return {
         "step": run.step,
@@ -292,6 +297,8 @@ def _eval_row(job: PretrainJob, plan: Plan, run: Run, fmodel, ctx, train_loss: f
         "val_ce": round(val_ce, 5),
         "lr": run.sched.get_last_lr()[0],
         "tokens_per_s": round(tps, 1),
+        "train_eval_loss": round(train_sm, 5),
+        "train_eval_ce": round(train_ce, 5),
     }
 
 
@@ -334,6 +341,7 @@ def _loop(job: PretrainJob, plan: Plan, run: Run, ckpt: Checkpoint, fp: str, sto
                     progress_timer.reset()
                 if is_eval:
                     run.rows.append(_eval_row(job, plan, run, fmodel, ctx, train_loss, tps))
+                    run.traj += trajectory.trajectory_rows(run.model, step, run.rows[-1]["epoch"])
                     run.reset_loss()
                     t0, step0 = time.perf_counter(), step
             if stop.signum is not None or (stop_after is not None and step >= stop_after):
@@ -345,7 +353,7 @@ def _loop(job: PretrainJob, plan: Plan, run: Run, ckpt: Checkpoint, fp: str, sto
 
 
 def run_pretrain(job: PretrainJob, stop_after: int | None = None) -> list[dict[str, Any]]:
-    """Train and write model.safetensors, config.json, metrics.csv to ``out_dir``; return metrics rows.
+    """Train and write model.safetensors, config.json, metrics.csv, trajectory.csv to ``out_dir``; return metrics rows.
 
     ``stop_after`` (tests) saves a checkpoint and raises SystemExit after that many steps.
     """
@@ -362,6 +370,7 @@ def run_pretrain(job: PretrainJob, stop_after: int | None = None) -> list[dict[s
     ckpt = Checkpoint(job.ckpt_dir, "ckpt.pt")
     with ckpt.locked():
         _resume(run, ckpt, fp, plan.total)
+        run.traj = run.traj or trajectory.trajectory_rows(model, 0, 0.0)  # where the zeros start
         log.info(
             "%s twin seed %d: %.2fM params, %d steps (%d/epoch), batch %d x %d on %s",
             job.variant, job.seed, model.num_params() / 1e6, plan.total, plan.steps_per_epoch,
@@ -374,6 +383,7 @@ def run_pretrain(job: PretrainJob, stop_after: int | None = None) -> list[dict[s
         )
         save_model(model, job.out_dir, extra)
         write_csv(Path(job.out_dir) / "metrics.csv", run.rows, METRIC_FIELDS)
+        write_csv(Path(job.out_dir) / "trajectory.csv", run.traj, trajectory.FIELDS)
         if not opts["keep_checkpoint"]:
             shutil.rmtree(job.ckpt_dir, ignore_errors=True)
     return run.rows

@@ -1,4 +1,5 @@
 import argparse
+import csv
 import json
 import math
 import os
@@ -15,9 +16,12 @@ from helpers import TINY_TRAIN, tiny_model
 from safetensors.torch import load_file
 
 import ternarylm.train as train_mod
+from ternarylm import sparsity, trajectory
 from ternarylm.encode import encode_docs
 from ternarylm.evaluate import evaluate_model
 from ternarylm.io import UserError
+from ternarylm.model import PROJECTIONS
+from ternarylm.report.paper import GAUSS_ZERO_FRAC
 from ternarylm.synthetic import synthetic_corpus
 from ternarylm.tokenizer import train_tokenizer
 
@@ -251,3 +255,52 @@ def test_sparsity_frac_zero_init_is_the_trainers_starting_point(tokens, tmp_path
     assert (rows["frac_zero"] - rows["frac_zero_init"]).abs().max() > 0  # 3 steps at a high lr moved it
     pooled = df[df["module"] == "all"]
     assert pooled["frac_zero_init"].between(0.25, 0.37).all()  # Gaussian init: about 31 % zeros
+
+
+def test_trajectory_is_recorded_without_changing_training(tokens, tmp_path, monkeypatch):
+    """trajectory.csv: step 0 and every eval step, per projection + a pooled row per layer; recording
+    it draws no random number and touches no weight (a run without it is bitwise the same)."""
+    rows = _run(tokens, tmp_path / "a", tmp_path / "ca")
+    traj = list(csv.DictReader((tmp_path / "a" / "trajectory.csv").open()))
+    assert list(traj[0]) == trajectory.FIELDS
+    steps = sorted({int(r["step"]) for r in traj})
+    assert steps == [0] + [r["step"] for r in rows]
+    per_step = 2 * (len(PROJECTIONS) + 1)  # 2 layers x (7 projections + "all")
+    assert len(traj) == per_step * len(steps)
+    assert all(r["quantized"] == "True" for r in traj)
+    init = [float(r["frac_zero"]) for r in traj if r["step"] == "0" and r["module"] == "all"]
+    assert all(abs(z - GAUSS_ZERO_FRAC) < 0.03 for z in init)  # Gaussian init: ~31 % zeros
+    assert all(float(r["train_eval_ce"]) > 0 for r in rows)  # eval-mode train loss at every eval row
+    monkeypatch.setattr(train_mod.trajectory, "trajectory_rows", lambda *a, **k: [])
+    off = _run(tokens, tmp_path / "b", tmp_path / "cb")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rows]  # noqa: E731
+    assert strip(off) == strip(rows)
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resumed_run_keeps_its_trajectory(tokens, tmp_path):
+    _run(tokens, tmp_path / "a", tmp_path / "ca", "fp32")
+    with pytest.raises(SystemExit):
+        _run(tokens, tmp_path / "c", tmp_path / "cc", "fp32", stop_after=13)
+    _run(tokens, tmp_path / "c", tmp_path / "cc", "fp32")
+    full, resumed = ((tmp_path / d / "trajectory.csv").read_text() for d in "ac")
+    assert resumed == full
+    assert ",False," in full  # the fp32 twin's weights: counted as a control, flagged unquantized
+
+
+def test_weight_stats_shape_explains_zeros():
+    """Gaussian: 31 % zeros, mean|w|/std 0.80, kurtosis 0; Laplace (heavier tails): 39 %, 0.71, 3."""
+    g = torch.Generator().manual_seed(0)
+    gauss = trajectory.weight_stats(torch.randn(400, 500, generator=g))
+    assert gauss["frac_zero"] == pytest.approx(GAUSS_ZERO_FRAC, abs=0.005)
+    assert gauss["absmean_over_std"] == pytest.approx(math.sqrt(2 / math.pi), abs=0.005)
+    assert gauss["excess_kurtosis"] == pytest.approx(0.0, abs=0.1)
+    lap = trajectory.weight_stats(torch.distributions.Laplace(0.0, 1.0).sample((400, 500)))
+    assert lap["frac_zero"] == pytest.approx(1 - math.exp(-0.5), abs=0.005)
+    assert lap["absmean_over_std"] == pytest.approx(1 / math.sqrt(2), abs=0.01)
+    assert lap["excess_kurtosis"] == pytest.approx(3.0, abs=0.3)
+    w = torch.randn(64, 64, generator=g)
+    assert (
+        trajectory.weight_stats(w)["frac_zero"] == sparsity.code_stats(w)["frac_zero"]
+    )  # the forward's codes

@@ -13,6 +13,7 @@ PRETRAIN_OUTPUT = {
         ("model", "model.safetensors"),
         ("config", "config.json"),
         ("metrics", "metrics.csv"),
+        ("trajectory", "trajectory.csv"),
     ]
 }
 
