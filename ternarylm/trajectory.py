@@ -20,9 +20,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ternarylm.layout import TRAJECTORY_FIELDS
 from ternarylm.model import PROJECTIONS
 from ternarylm.quant import BitLinear, absmean_scale
-from ternarylm.layout import TRAJECTORY_FIELDS
 
 FIELDS = TRAJECTORY_FIELDS
 ALL = "all"
