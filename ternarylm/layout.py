@@ -43,6 +43,8 @@ SPARSITY_FIELDS = [
 
 # models/{corpus}/{variant}/seed{s}/trajectory.csv, written by ternarylm.trajectory during pretraining:
 # one row per (eval step, layer, module), plus a size-weighted module=all row per layer
+# the mechanisms target's figures (report/figures_mech.py): zeros vs step, per-epoch val/train ratios
+TRAJECTORY_FIGURE, RATIO_FIGURE = "f2_sparsity_trajectory", "f3_ratio_curves"
 TRAJECTORY_FIELDS = [
     "step",
     "epoch",
@@ -207,6 +209,10 @@ class Layout:
 
     def claims_csv(self) -> str:
         return self.path("claims.csv")
+
+    def mechanisms_csv(self) -> str:
+        """The mechanism rows at the run's own scale (`snakemake mechanisms`, report/mechanisms.py)."""
+        return self.path("mechanisms.csv")
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ternarylm.layout import RATIO_FIGURE, TRAJECTORY_FIGURE
 from ternarylm.report.artifacts import Artifacts
 from ternarylm.report.figures import COLORS, LABELS, LINESTYLES, apply_style, band, save, seed_band
 from ternarylm.report.paper import GAUSS_ZERO_FRAC
-
-TRAJECTORY_FIGURE = "f2_sparsity_trajectory"
-RATIO_FIGURE = "f3_ratio_curves"
 
 
 def plot_trajectory(traj: pd.DataFrame) -> Figure:

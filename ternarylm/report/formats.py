@@ -4,4 +4,3 @@ neutral contract module) and are re-exported here for older imports."""
 from ternarylm.layout import NONCAUSAL, ROLE_COLUMN, ROLES, SCRATCH, SPARSITY_FIELDS, TRAJECTORY_FIELDS
 
 __all__ = ["NONCAUSAL", "ROLE_COLUMN", "ROLES", "SCRATCH", "SPARSITY_FIELDS", "TRAJECTORY_FIELDS"]
-

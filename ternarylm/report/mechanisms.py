@@ -300,7 +300,7 @@ def write_all(art: Artifacts) -> list[dict[str, Any]]:
     from ternarylm.report import figures_mech  # matplotlib only when drawing
 
     rows = mechanism_rows(load_evidence(art))
-    write_rows(rows, art.path("mechanisms.csv"))
+    write_rows(rows, art.mechanisms_csv())
     curves = ratio_curves(art)
     write_csv(art.table("mech_ratio_curves"), curves.to_dict("records"), list(curves.columns))
     figures_mech.draw_all(art, curves, load_trajectories(art))

@@ -2,18 +2,18 @@
 # from the twins' and the fp32-noncausal control's evaluations, metrics and sparsity trajectories.
 # Not part of `all`: a target of its own (the small-data preset is built for it).
 #   snakemake --cores 2 mechanisms --configfile workflow/presets/small-data.yaml
-from ternarylm.report.figures_mech import RATIO_FIGURE, TRAJECTORY_FIGURE
+from ternarylm.layout import RATIO_FIGURE, TRAJECTORY_FIGURE
 
-MECH_RUNS = [(MAIN, v, s) for v in VARIANTS for s in SEEDS] + NONCAUSAL_RUNS
+MECH_RUNS = RUNS.main + RUNS.noncausal
 
 
 rule mechanisms:
     input:
         evals=[eval_json(*r) for r in MECH_RUNS],
-        metrics=[model_file(*r, "metrics.csv") for r in MECH_RUNS],
-        trajectories=[model_file(*r, "trajectory.csv") for r in MECH_RUNS],
+        metrics=[LAYOUT.metrics_csv(*r) for r in MECH_RUNS],
+        trajectories=[LAYOUT.trajectory_csv(*r) for r in MECH_RUNS],
     output:
-        rows=LAYOUT.path("mechanisms.csv"),
+        rows=LAYOUT.mechanisms_csv(),
         curves=LAYOUT.table("mech_ratio_curves"),
         figures=[
             LAYOUT.figure(f, e)
