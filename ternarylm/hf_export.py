@@ -375,7 +375,7 @@ def _check_card_inputs(evals, finetunes) -> None:
     from ternarylm.modelcard import finetune_scores, results_section
 
     checks = [
-        ("--card-eval", p, "an evaluate JSON", lambda p: results_section([read_json(p)], None))
+        ("--card-eval", p, "an evaluate JSON", lambda p: results_section([read_json(p)], None, None))
         for p in evals or []
     ]
     checks += [
@@ -383,7 +383,7 @@ def _check_card_inputs(evals, finetunes) -> None:
             "--card-finetune",
             p,
             "a fine-tune metrics.json",
-            lambda p: results_section([], finetune_scores([Path(p)])),
+            lambda p: results_section([], finetune_scores([Path(p)]), None),
         )
         for p in finetunes or []
     ]

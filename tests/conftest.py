@@ -3,6 +3,7 @@ tiny twins of the deploy and bench tests. Plain helpers and constants are in hel
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,30 @@ from helpers import DEPLOY_TINY, SENTENCES, copy_workflow, snakemake
 
 from ternarylm.model import build_model, lm_loss, save_model
 from ternarylm.tokenizer import SEP_ID, train_tokenizer
+
+
+def _import_triton_for_the_interpreter() -> None:
+    """test_w2.py runs the Triton kernels on CPU with TRITON_INTERPRET=1, which triton must see when it
+    is first imported: other test modules import it at collection (torch's inductor), and a triton
+    imported without the flag leaves the interpreter unable to run triton.language's own jit
+    functions ("Cannot call @triton.jit'd outside of the scope of a kernel", seen with test_fastpath
+    collected first). So it is imported here, first, under the flag; the flag itself is restored so
+    nothing else (bench workers, snakemake jobs) inherits it."""
+    prior = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        import triton.language  # noqa: F401
+    except ImportError:  # no triton (the core install): test_w2 skips with its reason
+        pass
+    finally:
+        if prior is None:
+            os.environ.pop("TRITON_INTERPRET", None)
+        else:
+            os.environ["TRITON_INTERPRET"] = prior
+
+
+_import_triton_for_the_interpreter()
+
 
 torch.set_num_threads(1)
 

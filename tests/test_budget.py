@@ -47,7 +47,7 @@ def _rows(cfg: dict, tps: float = 500_000) -> dict[str, tuple[float, str]]:
 
 
 def test_every_stage_has_a_row_and_unmeasured_rates_say_so(tmp_path):
-    """issue 21 item 5: downloads, tokenize, deploy and report are counted; rates are labelled."""
+    """Downloads, tokenize, deploy and report are counted; rates are labelled."""
     cfg = {**_config(), "results_dir": str(tmp_path)}
     rows = _rows(cfg)
     for stage in ("prepare", "tokenize", "pretrain", "fine-tune", "bench", "deploy", "report"):

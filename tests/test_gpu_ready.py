@@ -218,7 +218,7 @@ def test_compiled_training_and_eval_do_not_recompile(monkeypatch):
     "capability, expected", [((7, 5), "fp32"), ((7, 0), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")]
 )
 def test_precision_auto_is_bf16_only_where_the_gpu_has_it_natively(monkeypatch, capability, expected):
-    """issue 21 item 7: a T4 (7.5) trains in fp32, not in emulated bf16; stand-in device capability."""
+    """A T4 (7.5) trains in fp32, not in emulated bf16; stand-in device capability."""
     from ternarylm import trainkit as tk
 
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
@@ -231,7 +231,7 @@ def test_precision_auto_is_bf16_only_where_the_gpu_has_it_natively(monkeypatch, 
 
 
 def test_batches_reach_a_gpu_pinned_and_non_blocking(monkeypatch):
-    """issue 21 item 7: no blocking pageable host->device copy per step (recorded with stand-ins)."""
+    """No blocking pageable host->device copy per step (recorded with stand-ins)."""
     from ternarylm import trainkit as tk
 
     calls = []

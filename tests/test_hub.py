@@ -1,4 +1,4 @@
-"""HF hub loading, offline (issue 21 items 1-3): ``datasets.load_dataset`` reads local folders laid out
+"""HF hub loading, offline: ``datasets.load_dataset`` reads local folders laid out
 like each repo the paper preset uses (ternarylm.hubfixtures), never the network."""
 
 from __future__ import annotations

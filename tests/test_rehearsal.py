@@ -1,4 +1,4 @@
-"""The paper rehearsal preset is the paper preset shrunk only in sizes (issue 21 item 4): same jobs,
+"""The paper rehearsal preset is the paper preset shrunk only in sizes: same jobs,
 rule for rule and wildcard for wildcard, so every path the paper run takes except CUDA runs in CI
 (.ci/run runs it end to end; this file only dry-runs, in seconds)."""
 

@@ -95,12 +95,15 @@ def test_realdata_check_catches_a_stale_value():
 
 
 def declared_rules() -> set[str]:
-    """Every rule of workflow/rules/*.smk and the Snakefile (report_{notebook} from its loop)."""
+    """Every rule of workflow/rules/*.smk and the Snakefile (report_{notebook} from its loop, and the
+    rules declared by inheritance: `use rule finetune as finetune_scratch`)."""
     from ternarylm.report.artifacts import NOTEBOOKS
 
     names: set[str] = set()
     for f in [*(ROOT / "workflow" / "rules").glob("*.smk"), ROOT / "workflow" / "Snakefile"]:
-        names |= set(re.findall(r"^rule (\w+):", f.read_text(), flags=re.M))
+        text = f.read_text()
+        names |= set(re.findall(r"^rule (\w+):", text, flags=re.M))
+        names |= set(re.findall(r"^use rule \w+ as (\w+)", text, flags=re.M))  # inherited rules
     return names | {f"report_{nb}" for nb in NOTEBOOKS}
 
 

@@ -80,7 +80,7 @@ SETUP_ORIGIN: dict[str, str] = {
     "device": IN_README,  # dual T4 GPUs
     "quantize": IN_PAPER,  # every linear layer of the blocks is ternary
     "act_bits": IN_PAPER,  # 8-bit per-token activations
-    "label_smoothing": IN_PAPER,  # the objective: CE with label smoothing 0.1
+    "label_smoothing": IN_NOTEBOOK,  # CE with label smoothing 0.1 (the source cited in paper.py)
 }
 
 
@@ -92,7 +92,9 @@ def setup_value(key: str) -> str:
 
 
 def number(v: Any) -> str:
-    """3300000000 -> "3,300,000,000"; 0.0003 -> "0.0003"; 58.42 -> "58.42"."""
+    """3300000000 -> "3,300,000,000"; 0.0003 -> "0.0003"; 58.42 -> "58.42"; ["q", "k"] -> "q, k"."""
+    if isinstance(v, list | tuple):
+        return ", ".join(number(x) for x in v)
     if isinstance(v, bool) or not isinstance(v, int | float):
         return str(v)
     if isinstance(v, int) or float(v).is_integer() and abs(v) >= 1000:
