@@ -22,7 +22,7 @@ rule preflight:
         hf_mirror=config.get("hf_mirror"),
         corpora=[MAIN] + config["convergence_corpora"],
         tasks=FINETUNE["tasks"],
-        tokenizer=config["tokenizer"],
+        pretrained=config["tokenizer"]["pretrained"],  # what preflight resolves; not the vocabulary size
     shell:
         "ternarylm preflight --config {params.config} --out {output} >> {log} 2>&1"
 
