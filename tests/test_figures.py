@@ -242,7 +242,9 @@ def test_t6_says_device_kind_memory_kinds_and_iqr(shallow):
     cpu = ours[ours["device"] == "cpu"].set_index("column")
     assert cpu.at["ternary", "ms_per_token_iqr"] == pytest.approx(0.1 * 3.0)  # fakes: IQR = ms / 10
     assert cpu.at["ternary", "threads"] == 2
-    fig = fg.plot_efficiency(t6)
+    from ternarylm.report.efficiency_figures import plot_efficiency
+
+    fig = plot_efficiency(t6)
     titles = [ax.get_title() for ax in fig.axes]
     assert "ours on cpu (CPU, 2 threads)" in titles and "ours on cuda (GPU)" in titles
     latency = fig.axes[4]  # second row, second column: ours on cpu

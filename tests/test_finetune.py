@@ -470,7 +470,9 @@ def test_compiled_finetuning_stops_compiling_after_the_first_epoch(
         graphs["n"] += 1
         return gm.forward
 
-    real_compile, real_epoch = torch.compile, ft._train_epoch
+    from ternarylm import fit as fit_mod
+
+    real_compile, real_epoch = torch.compile, fit_mod._train_epoch
     at_epoch_start = []
 
     def epoch(model, fit, job, progress):
@@ -480,7 +482,7 @@ def test_compiled_finetuning_stops_compiling_after_the_first_epoch(
     monkeypatch.setattr(
         torch, "compile", lambda model, **kw: real_compile(model, backend=counting_backend, **kw)
     )
-    monkeypatch.setattr(ft, "_train_epoch", epoch)
+    monkeypatch.setattr(fit_mod, "_train_epoch", epoch)
     torch._dynamo.reset()
     cfg = {**TINY_CONFIG, "finetune": {**TINY_CONFIG["finetune"], "epochs": 3, "compile": True}}
     m, curve = ft.finetune("mrpc", tiny_twin, tiny_tokenizer, cfg, seed=1)
