@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cluster=""
-for d in ../shared/cluster /work/shared/cluster; do
+for d in ../shared/cluster; do
     if [ -f "$d/local-slurm.sh" ]; then cluster=$(cd "$d" && pwd); break; fi
 done
 

@@ -2,7 +2,7 @@
 
 - metric functions against hand-computed confusion-matrix values;
 - ``[CLS] a [SEP] b [SEP]`` encoding: specials placed, the longer sentence trimmed first, both kept;
-- local GLUE loaders: row counts and label balance on the real files in /work/shared/data
+- local GLUE loaders: row counts and label balance on the real files in ../shared/data (TERNARYLM_DATA overrides)
   (skipped where that folder is absent) and one-line errors on bad files;
 - a tiny random twin fine-tuned on tiny synthetic pairs writes metrics.json / curve.csv with the
   documented keys; CPU runs are deterministic and a resumed run equals an uninterrupted one.
@@ -20,16 +20,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import SHARED_DATA
 
 from ternarylm import classifier as clf
 from ternarylm import finetune as ft
 from ternarylm.glue import Example, load_split, read_local
 from ternarylm.io import UserError
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("TERNARYLM_DATA", "/work/shared/data"))
-if not DATA.exists():
-    DATA = REPO.parent / "shared" / "data"
+DATA = Path(os.environ.get("TERNARYLM_DATA") or SHARED_DATA)  # the repository's sibling shared/data
 
 torch.set_num_threads(1)
 
